@@ -1,0 +1,1 @@
+"""Digitally reconstructed radiographs: geometry, projector, noise, CLI."""

@@ -1,0 +1,270 @@
+"""On-the-fly phantom + DRR training samples, cached on disk, deterministic by seed.
+
+One *case* = one phantom knee (reconstruction.phantoms, knee field of view, 1 mm CT)
+with everything both networks train on:
+- `pairs_per_case` biplanar DRR pairs (reconstruction.drr.simulate_pair) at random
+  separations in [30, 90] degrees, a jittered first angle and random doses, normalised to
+  the student's canonical view grid (geometry.normalise_view) with their matrices;
+- a bank of query points with exact labels: point placement uses only the CT (jittered
+  around the >= `bone_hu` boundary, plus uniform points in the field of view), so the bank
+  of an unlabelled case carries no label information; labels come from the phantom's
+  exact signed distance functions (sub-voxel exact, not nearest-voxel labels);
+- the CT itself (1 mm, int16) and a 2 mm copy for the teacher's 3D encoder.
+
+Splits: seeds are spawned from one master seed (phantoms.dataset.case_seeds); the first
+`n_train` are training cases, the rest held out, so no phantom is in both. Which training
+cases count as labelled is a seeded choice in the trainers (`labelled_subset`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+from reconstruction.drr.simulate import DRRSettings, simulate_pair
+from reconstruction.networks.geometry import DEFAULT_VIEW_SIZE, normalise_view
+from reconstruction.phantoms.anatomy import build_anatomy
+from reconstruction.phantoms.dataset import case_seeds
+from reconstruction.phantoms.generator import field_of_view, generate_case
+from reconstruction.phantoms.params import sample_params
+from reconstruction.volume import Volume
+
+DEFAULT_CACHE = Path(os.environ.get("KNEE_TRAINING_CACHE", "var/cache/training"))
+CACHE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class DataSettings:
+    size_px: int = DEFAULT_VIEW_SIZE
+    pairs_per_case: int = 4
+    points_per_case: int = 60_000
+    near_fraction: float = 0.6  # sigma near_sigma_mm around the bone boundary
+    far_fraction: float = 0.2  # sigma far_sigma_mm; the rest uniform in the field of view
+    near_sigma_mm: float = 1.0
+    far_sigma_mm: float = 4.0
+    bone_hu: float = 200.0
+    separation_deg: tuple[float, float] = (30.0, 90.0)
+    first_angle_jitter_deg: float = 5.0
+    dose_photons: tuple[float, float] = (2e3, 1e6)  # log-uniform, per 128 px pixel
+    ct_spacing_mm: float = 1.0
+    phantom_dose: float = 1.0  # relative CT dose of the phantom generator
+
+    def key(self) -> str:
+        text = json.dumps({"v": CACHE_VERSION, **asdict(self)}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+@dataclass
+class TrainingCase:
+    seed: int
+    images: np.ndarray  # (K, 2, S, S) float32 normalised views
+    projections: np.ndarray  # (K, 2, 3, 4) float64, patient mm -> normalised pixel
+    reference_depths: np.ndarray  # (K, 2) depth of the isocentre per view, mm
+    separations: np.ndarray  # (K,) degrees
+    doses: np.ndarray  # (K,) photons per pixel
+    points: np.ndarray  # (N, 3) float32 patient mm
+    labels: np.ndarray  # (N,) uint8, 0 background, 1 femur, 2 tibia, 3 fibula, 4 patella
+    ct: np.ndarray  # (I, J, K) int16 HU, 1 mm
+    ct_affine: np.ndarray  # (4, 4)
+    fov_box: np.ndarray  # (2, 3) mm
+
+
+def split_seeds(master_seed: int, n_train: int, n_test: int) -> dict[str, list[int]]:
+    """Disjoint training and held-out phantom seeds spawned from one master seed."""
+    seeds = case_seeds(master_seed, n_train + n_test)
+    split = {"train": seeds[:n_train], "test": seeds[n_train:]}
+    assert not set(split["train"]) & set(split["test"])
+    return split
+
+
+def exact_labels(seed: int, points: np.ndarray) -> np.ndarray:
+    """Label of every point from the phantom's exact bone SDFs (field of view box applied)."""
+    anatomy = build_anatomy(sample_params(seed))
+    lo, hi = field_of_view(anatomy, "knee")
+    labels = np.zeros(len(points), dtype=np.uint8)
+    inside_fov = np.all((points >= lo) & (points <= hi), axis=1)
+    for bone in anatomy.bones.values():
+        inside = inside_fov & (bone.sdf(points) < 0)
+        labels[inside] = bone.label
+    return labels
+
+
+def sample_query_points(
+    ct: Volume, settings: DataSettings, rng: np.random.Generator, count: int
+) -> np.ndarray:
+    """CT-only placement: jitter around the bone/soft-tissue boundary + uniform in the FOV."""
+    bone = np.asarray(ct.array) >= settings.bone_hu
+    boundary = np.argwhere(bone & ~ndimage.binary_erosion(bone))
+    n_near = int(count * settings.near_fraction)
+    n_far = int(count * settings.far_fraction)
+    n_uniform = count - n_near - n_far
+    picks = boundary[rng.integers(0, len(boundary), n_near + n_far)].astype(float)
+    sigma = np.repeat([settings.near_sigma_mm, settings.far_sigma_mm], [n_near, n_far])[:, None]
+    spacing = np.asarray(ct.spacing)
+    jitter = rng.normal(size=picks.shape) * sigma / spacing
+    ijk = np.concatenate(
+        [picks + jitter, rng.uniform(0, 1, (n_uniform, 3)) * (np.asarray(ct.shape) - 1)]
+    )
+    ijk = np.clip(ijk, 0, np.asarray(ct.shape) - 1)
+    return ct.index_to_patient(ijk).astype(np.float32)
+
+
+def simulate_views(
+    ct: Volume, separation: float, first_angle: float, dose: float, size_px: int, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One DRR pair at `size_px` (reference detector width) -> normalised images, P', depths."""
+    pair = simulate_pair(
+        ct,
+        DRRSettings(
+            separation_deg=separation,
+            first_angle_deg=first_angle,
+            dose_photons=dose,
+            size_px=size_px,
+            seed=seed,
+        ),
+    )
+    views = [normalise_view(v.image, v.geometry) for v in pair.views]
+    return (
+        np.stack([v.image for v in views]),
+        np.stack([v.projection for v in views]),
+        np.array([v.reference_depth_mm for v in views]),
+    )
+
+
+def build_case(seed: int, settings: DataSettings) -> TrainingCase:
+    """Generate one training case from its seed (deterministic)."""
+    case = generate_case(
+        seed,
+        fov="knee",
+        spacing=(settings.ct_spacing_mm,) * 3,
+        with_meshes=False,
+        dose=settings.phantom_dose,
+    )
+    ct = case.ct
+    rng = np.random.default_rng([seed, 2026])
+    pairs = []
+    low, high = settings.separation_deg
+    for index in range(settings.pairs_per_case):
+        separation = float(rng.uniform(low, high))
+        first = float(rng.uniform(-1, 1) * settings.first_angle_jitter_deg)
+        dose = float(np.exp(rng.uniform(*np.log(settings.dose_photons))))
+        views = simulate_views(ct, separation, first, dose, settings.size_px, seed + index)
+        pairs.append((views, separation, dose))
+    points = sample_query_points(ct, settings, rng, settings.points_per_case)
+    return TrainingCase(
+        seed=seed,
+        images=np.stack([p[0][0] for p in pairs]).astype(np.float32),
+        projections=np.stack([p[0][1] for p in pairs]),
+        reference_depths=np.stack([p[0][2] for p in pairs]),
+        separations=np.array([p[1] for p in pairs]),
+        doses=np.array([p[2] for p in pairs]),
+        points=points,
+        labels=exact_labels(seed, points.astype(float)),
+        ct=np.asarray(ct.array, dtype=np.int16),
+        ct_affine=np.asarray(ct.affine, dtype=float),
+        fov_box=np.asarray(case.metadata["fov_box_mm"], dtype=float),
+    )
+
+
+def with_orthogonal_pairs(case: TrainingCase, settings: DataSettings) -> TrainingCase:
+    """The case with its DRR pairs re-simulated at exactly 90 degrees (same first-angle jitter
+    and dose draws), for the orthogonal-only ablation."""
+    ct = Volume(case.ct, case.ct_affine, "CT")
+    rng = np.random.default_rng([case.seed, 2026])
+    images, projections, depths = [], [], []
+    for index in range(len(case.separations)):
+        rng.uniform(*settings.separation_deg)  # keep the random stream aligned with build_case
+        first = float(rng.uniform(-1, 1) * settings.first_angle_jitter_deg)
+        dose = float(case.doses[index])
+        views = simulate_views(ct, 90.0, first, dose, settings.size_px, case.seed + index)
+        images.append(views[0])
+        projections.append(views[1])
+        depths.append(views[2])
+        rng.uniform(size=1)  # the dose draw of build_case
+    case.images = np.stack(images).astype(np.float32)
+    case.projections = np.stack(projections)
+    case.reference_depths = np.stack(depths)
+    case.separations = np.full(len(images), 90.0)
+    return case
+
+
+def cache_path(cache_dir: Path, seed: int, settings: DataSettings) -> Path:
+    return Path(cache_dir) / f"cases-{settings.key()}" / f"case_{seed}.npz"
+
+
+def load_case(seed: int, settings: DataSettings, cache_dir: Path = DEFAULT_CACHE) -> TrainingCase:
+    """The cached case, generated and written atomically on first use."""
+    path = cache_path(cache_dir, seed, settings)
+    if path.exists():
+        with np.load(path) as data:
+            fields = {name: data[name] for name in data.files}
+        fields["seed"] = int(fields["seed"])
+        fields["images"] = fields["images"].astype(np.float32)
+        return TrainingCase(**fields)
+    case = build_case(seed, settings)
+    _save_atomic(path, case)
+    return case
+
+
+def _save_atomic(path: Path, case: TrainingCase) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npz", dir=path.parent)
+    os.close(fd)
+    try:
+        arrays = asdict(case)
+        arrays["images"] = arrays["images"].astype(np.float16)
+        np.savez(temp, **arrays)
+        os.replace(temp, path)
+    finally:
+        if os.path.exists(temp):
+            os.unlink(temp)
+
+
+def labelled_subset(seeds: list[int], fraction: float, seed: int) -> list[int]:
+    """Seeded choice of the labelled training cases (at least one)."""
+    count = max(1, int(round(fraction * len(seeds))))
+    order = np.random.default_rng(seed).permutation(len(seeds))
+    return [seeds[i] for i in sorted(order[:count])]
+
+
+def _build_one(args: tuple[int, DataSettings, str]) -> tuple[int, float]:
+    seed, settings, cache_dir = args
+    start = time.perf_counter()
+    load_case(seed, settings, Path(cache_dir))
+    return seed, time.perf_counter() - start
+
+
+def prebuild(seeds: list[int], settings: DataSettings, cache_dir: Path, workers: int) -> None:
+    """Fill the cache in parallel processes, printing one line per case."""
+    jobs = [(s, settings, str(cache_dir)) for s in seeds]
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        for done, (seed, seconds) in enumerate(pool.map(_build_one, jobs), start=1):
+            print(f"[{done}/{len(jobs)}] case {seed} {seconds:.1f} s", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m reconstruction.training.data")
+    parser.add_argument("--master-seed", type=int, default=2026)
+    parser.add_argument("--train", type=int, default=64)
+    parser.add_argument("--test", type=int, default=0, help="also cache held-out cases")
+    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args(argv)
+    split = split_seeds(args.master_seed, args.train, args.test)
+    prebuild(split["train"] + split["test"][: args.test], DataSettings(), args.cache, args.workers)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,318 @@
+"""Train the X-ray student: supervised on labelled cases, distilled from the CT teacher on
+the rest.
+
+    python -m reconstruction.training.train_student --out var/runs/student.pt \
+        --steps 1500 --labelled-fraction 1.0 [--teacher-cache var/runs/teacher_targets.pt]
+
+Every step draws `batch` training cases, one of each case's cached DRR pairs (random
+separation in [30, 90] degrees, random dose) and `points` query points from the case's
+bank. Without a teacher only labelled cases are used (supervised baseline). With a teacher
+cache (teacher soft labels + point features on every bank point, see train_teacher) all
+training cases are used: loss = (1 - w) CE(labels) + w CE(teacher) + 0.1 L1(features) on
+labelled cases, CE(teacher) + 0.1 L1(features) on unlabelled ones.
+
+Checkpoints (atomic) hold the model, optimiser, step and both RNG states, so `--resume`
+continues with exactly the step an uninterrupted run would have taken.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from reconstruction.networks.student import StudentConfig, XrayStudent
+from reconstruction.training.checkpoints import (
+    export_model,
+    load_checkpoint,
+    restore_rng,
+    rng_state,
+    save_checkpoint,
+)
+from reconstruction.training.data import (
+    DEFAULT_CACHE,
+    DataSettings,
+    TrainingCase,
+    labelled_subset,
+    load_case,
+    split_seeds,
+    with_orthogonal_pairs,
+)
+from reconstruction.training.losses import distillation_loss, label_loss
+
+
+@dataclass
+class StudentRun:
+    out: str = "var/runs/student.pt"
+    steps: int = 1500
+    batch: int = 2
+    points: int = 3072
+    lr: float = 1e-3
+    weight_decay: float = 1e-5
+    seed: int = 0
+    master_seed: int = 2026
+    n_train: int = 64
+    labelled_fraction: float = 0.2
+    teacher_cache: str | None = None
+    distill_weight: float = 0.5
+    orthogonal_only: bool = False
+    time_limit_min: float = 60.0
+    checkpoint_every: int = 100
+    log_every: int = 20
+    threads: int = 1  # OpenMP spin-waits make 2 threads far slower on a loaded 2-core box
+    cache: str = str(DEFAULT_CACHE)
+    config: dict = field(default_factory=lambda: StudentConfig().to_dict())
+
+
+@dataclass
+class Batch:
+    images: torch.Tensor
+    projections: torch.Tensor
+    reference_depths: torch.Tensor
+    points: torch.Tensor
+    labels: torch.Tensor
+    labelled: list[bool]
+    teacher_probabilities: torch.Tensor | None = None
+    teacher_features: torch.Tensor | None = None
+
+
+class StudentData:
+    """Training cases in memory plus the seeded labelled/unlabelled partition."""
+
+    def __init__(self, run: StudentRun, settings: DataSettings | None = None) -> None:
+        self.run = run
+        seeds = split_seeds(run.master_seed, run.n_train, 0)["train"]
+        self.labelled = set(labelled_subset(seeds, run.labelled_fraction, run.master_seed))
+        self.teacher = _load_teacher_cache(run.teacher_cache)
+        self.seeds = seeds if self.teacher is not None else sorted(self.labelled)
+        settings = settings or DataSettings()
+        self.cases: dict[int, TrainingCase] = {
+            s: load_case(s, settings, Path(run.cache)) for s in self.seeds
+        }
+        for case in self.cases.values():
+            if run.orthogonal_only:
+                with_orthogonal_pairs(case, settings)
+            case.ct = np.empty((0, 0, 0), dtype=np.int16)  # the student never reads the CT
+
+    @classmethod
+    def from_cases(
+        cls, run: StudentRun, cases: dict[int, TrainingCase], labelled: set[int], teacher=None
+    ) -> StudentData:
+        """In-memory data (tests, experiments) instead of the phantom cache."""
+        data = cls.__new__(cls)
+        data.run, data.cases, data.labelled, data.teacher = run, cases, labelled, teacher
+        data.seeds = sorted(cases) if teacher is not None else sorted(labelled)
+        return data
+
+    def sample(self, rng: np.random.Generator) -> Batch:
+        chosen = [self.seeds[i] for i in rng.integers(0, len(self.seeds), self.run.batch)]
+        parts = [self._sample_case(self.cases[s], rng) for s in chosen]
+        batch = Batch(
+            images=torch.from_numpy(np.stack([p[0] for p in parts])),
+            projections=torch.from_numpy(np.stack([p[1] for p in parts])).float(),
+            reference_depths=torch.from_numpy(np.stack([p[2] for p in parts])).float(),
+            points=torch.from_numpy(np.stack([p[3] for p in parts])),
+            labels=torch.from_numpy(np.stack([p[4] for p in parts])),
+            labelled=[s in self.labelled for s in chosen],
+        )
+        if self.teacher is not None:
+            targets = [self.teacher[s] for s in chosen]
+            batch.teacher_probabilities = torch.stack(
+                [t["probabilities"][p[5]].float() for t, p in zip(targets, parts, strict=True)]
+            )
+            batch.teacher_features = torch.stack(
+                [t["features"][p[5]].float() for t, p in zip(targets, parts, strict=True)]
+            )
+        return batch
+
+    def _sample_case(self, case: TrainingCase, rng: np.random.Generator) -> tuple:
+        pair = int(rng.integers(0, len(case.separations)))
+        # with a teacher, draw among the bank points it labelled (positions into its targets)
+        targets = None if self.teacher is None else self.teacher[case.seed]["index"].numpy()
+        available = len(case.points) if targets is None else len(targets)
+        position = np.sort(rng.choice(available, self.run.points, replace=False))
+        index = position if targets is None else targets[position]
+        return (
+            case.images[pair],
+            case.projections[pair],
+            case.reference_depths[pair],
+            case.points[index],
+            case.labels[index],
+            torch.from_numpy(position),
+        )
+
+
+def _load_teacher_cache(path: str | None) -> dict | None:
+    if not path:
+        return None
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def batch_loss(model: XrayStudent, batch: Batch, run: StudentRun) -> torch.Tensor:
+    features, logits = model(batch.images, batch.projections, batch.reference_depths, batch.points)
+    if batch.teacher_probabilities is None:
+        return label_loss(logits, batch.labels)
+    losses = []
+    for i, labelled in enumerate(batch.labelled):
+        losses.append(
+            distillation_loss(
+                logits[i],
+                features[i],
+                batch.labels[i] if labelled else None,
+                batch.teacher_probabilities[i],
+                batch.teacher_features[i],
+                run.distill_weight,
+            )
+        )
+    return torch.stack(losses).mean()
+
+
+def learning_rate(run: StudentRun, step: int) -> float:
+    """Linear warm-up (50 steps, or a tenth of a short run), then cosine decay to 2%."""
+    warm = min(1.0, (step + 1) / min(50, max(1, run.steps // 10)))
+    progress = min(1.0, step / max(1, run.steps))
+    return run.lr * warm * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+class StudentTrainer:
+    def __init__(self, run: StudentRun, data: StudentData | None = None) -> None:
+        torch.set_num_threads(run.threads)
+        torch.manual_seed(run.seed)
+        self.run = run
+        self.model = XrayStudent(StudentConfig.from_dict(run.config))
+        self.optimiser = torch.optim.AdamW(
+            self.model.parameters(), lr=run.lr, weight_decay=run.weight_decay
+        )
+        self.rng = np.random.default_rng([run.seed, 99])
+        self.step = 0
+        self.elapsed = 0.0
+        self.history: list[dict] = []
+        self.data = data or StudentData(run)
+
+    def train_step(self) -> float:
+        for group in self.optimiser.param_groups:
+            group["lr"] = learning_rate(self.run, self.step)
+        batch = self.data.sample(self.rng)
+        self.model.train()
+        loss = batch_loss(self.model, batch, self.run)
+        self.optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 5.0)
+        self.optimiser.step()
+        self.step += 1
+        return float(loss.detach())
+
+    def state(self) -> dict:
+        return {
+            "kind": "student-training",
+            "run": asdict(self.run),
+            "model": self.model.state_dict(),
+            "optimiser": self.optimiser.state_dict(),
+            "step": self.step,
+            "elapsed_s": self.elapsed,
+            "rng": rng_state(self.rng),
+            "history": self.history,
+        }
+
+    def save(self, path: str | Path | None = None) -> Path:
+        return save_checkpoint(path or self.run.out, self.state())
+
+    def resume(self, path: str | Path) -> None:
+        state = load_checkpoint(path)
+        self.model.load_state_dict(state["model"])
+        self.optimiser.load_state_dict(state["optimiser"])
+        self.step = int(state["step"])
+        self.elapsed = float(state["elapsed_s"])
+        self.history = list(state["history"])
+        self.rng = restore_rng(state["rng"])
+
+    def fit(self, log=print) -> None:
+        start = time.perf_counter() - self.elapsed
+        window: list[float] = []
+        while self.step < self.run.steps:
+            window.append(self.train_step())
+            self.elapsed = time.perf_counter() - start
+            if self.step % self.run.log_every == 0 or self.step == self.run.steps:
+                mean = float(np.mean(window))
+                window.clear()
+                self.history.append({"step": self.step, "loss": mean, "elapsed_s": self.elapsed})
+                rate = self.elapsed / self.step
+                log(
+                    f"step {self.step}/{self.run.steps} loss {mean:.4f} "
+                    f"{rate:.2f} s/step eta {(self.run.steps - self.step) * rate / 60:.1f} min"
+                )
+            if self.step % self.run.checkpoint_every == 0:
+                self.save()
+            if self.elapsed > self.run.time_limit_min * 60:
+                log(f"time limit reached at step {self.step}")
+                break
+        self.save()
+
+
+def parse_args(argv: list[str] | None) -> tuple[StudentRun, bool]:
+    defaults = StudentRun()
+    parser = argparse.ArgumentParser(prog="python -m reconstruction.training.train_student")
+    for name, value in asdict(defaults).items():
+        if name == "config":
+            continue
+        flag = "--" + name.replace("_", "-")
+        if isinstance(value, bool):
+            parser.add_argument(flag, action="store_true", default=value)
+        else:
+            kind = type(value) if value is not None else str
+            parser.add_argument(flag, type=kind, default=value)
+    parser.add_argument("--config", type=json.loads, default=None, help="StudentConfig JSON")
+    parser.add_argument("--resume", action="store_true", help="continue from --out if present")
+    parser.add_argument("--export", default=None, help="write the shipped model from --out")
+    args = vars(parser.parse_args(argv))
+    resume = args.pop("resume")
+    run_export = args.pop("export")
+    config = args.pop("config")
+    run = StudentRun(**args)
+    if config:
+        run.config = {**run.config, **config}
+    return run, resume, run_export
+
+
+def export_student(training_checkpoint: str | Path, target: str | Path) -> Path:
+    """Shipped file (float16 weights, config, provenance) from a training checkpoint."""
+    state = load_checkpoint(training_checkpoint)
+    run = state["run"]
+    model = XrayStudent(StudentConfig.from_dict(run["config"]))
+    model.load_state_dict(state["model"])
+    metadata = {
+        "steps": state["step"],
+        "training_wall_time_s": round(state["elapsed_s"], 1),
+        "run": {k: v for k, v in run.items() if k != "config"},
+        "final_loss": state["history"][-1]["loss"] if state["history"] else None,
+    }
+    return export_model(model, run["config"], target, metadata)
+
+
+def main(argv: list[str] | None = None) -> int:
+    run, resume, run_export = parse_args(argv)
+    if run_export:
+        print(f"exported {export_student(run.out, run_export)}")
+        return 0
+    trainer = StudentTrainer(run)
+    if resume and Path(run.out).exists():
+        trainer.resume(run.out)
+        print(f"resumed at step {trainer.step}", flush=True)
+    print(
+        f"student: {sum(p.numel() for p in trainer.model.parameters()) / 1e6:.2f} M parameters, "
+        f"{len(trainer.data.seeds)} training cases ({len(trainer.data.labelled)} labelled)",
+        flush=True,
+    )
+    trainer.fit(log=lambda text: print(text, flush=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,271 @@
+"""Train the CT teacher (semi-supervised) and export its targets for distillation.
+
+    python -m reconstruction.training.train_teacher --out var/runs/teacher.pt --steps 600
+    python -m reconstruction.training.train_teacher --out var/runs/teacher.pt --targets \
+        var/runs/teacher_targets.pt     # soft labels + point features on every bank point
+
+Each step takes one labelled and one unlabelled training case (the seeded
+`labelled_fraction` partition shared with the student) and a random crop of each CT
+(`crop_mm` cube; the network is fully convolutional, inference uses the whole CT):
+- labelled: cross-entropy against the exact labels of the bank points inside the crop, on
+  the CT with random extra noise (a dose augmentation);
+- unlabelled: consistency under dose augmentation: the prediction on a lightly noised copy
+  (detached) is the soft target of the prediction on a heavily noised copy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from reconstruction.networks.teacher import CTTeacher, TeacherConfig, prepare_ct
+from reconstruction.training.checkpoints import (
+    export_model,
+    load_checkpoint,
+    restore_rng,
+    rng_state,
+    save_checkpoint,
+)
+from reconstruction.training.data import (
+    DEFAULT_CACHE,
+    DataSettings,
+    TrainingCase,
+    labelled_subset,
+    load_case,
+    split_seeds,
+)
+from reconstruction.training.losses import consistency_loss, label_loss
+
+
+@dataclass
+class TeacherRun:
+    out: str = "var/runs/teacher.pt"
+    steps: int = 600
+    crop_mm: float = 96.0
+    points: int = 2048
+    lr: float = 2e-3
+    seed: int = 0
+    master_seed: int = 2026
+    n_train: int = 64
+    labelled_fraction: float = 0.2
+    consistency_weight: float = 0.5
+    light_noise_hu: float = 20.0
+    heavy_noise_hu: float = 150.0
+    time_limit_min: float = 30.0
+    checkpoint_every: int = 50
+    log_every: int = 10
+    threads: int = 1  # OpenMP spin-waits make 2 threads far slower on a loaded 2-core box
+    cache: str = str(DEFAULT_CACHE)
+    config: dict = field(default_factory=lambda: TeacherConfig().to_dict())
+
+
+def crop_case(
+    case: TrainingCase, crop_mm: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A random axis-aligned CT crop (HU float32, its affine) and the bank points inside it."""
+    spacing = np.linalg.norm(case.ct_affine[:3, :3], axis=0)
+    size = np.minimum(np.round(crop_mm / spacing).astype(int), case.ct.shape)
+    start = np.array([rng.integers(0, n - s + 1) for n, s in zip(case.ct.shape, size, strict=True)])
+    hu = case.ct[tuple(slice(a, a + s) for a, s in zip(start, size, strict=True))].astype(
+        np.float32
+    )
+    affine = case.ct_affine.copy()
+    affine[:3, 3] = case.ct_affine[:3, :3] @ start + case.ct_affine[:3, 3]
+    ijk = (case.points - case.ct_affine[:3, 3]) @ np.linalg.inv(case.ct_affine[:3, :3]).T
+    inside = np.all((ijk >= start + 0.5) & (ijk <= start + size - 1.5), axis=1)
+    return hu, affine, case.points[inside], case.labels[inside]
+
+
+def add_noise(hu: np.ndarray, sigma_max: float, rng: np.random.Generator) -> np.ndarray:
+    sigma = rng.uniform(0, sigma_max)
+    return hu + rng.normal(0, sigma, hu.shape).astype(np.float32)
+
+
+class TeacherTrainer:
+    def __init__(self, run: TeacherRun, cases: dict[int, TrainingCase] | None = None) -> None:
+        torch.set_num_threads(run.threads)
+        torch.manual_seed(run.seed)
+        self.run = run
+        self.config = TeacherConfig.from_dict(run.config)
+        self.model = CTTeacher(self.config)
+        self.optimiser = torch.optim.AdamW(self.model.parameters(), lr=run.lr, weight_decay=1e-5)
+        self.rng = np.random.default_rng([run.seed, 77])
+        self.step = 0
+        self.elapsed = 0.0
+        self.history: list[dict] = []
+        seeds = split_seeds(run.master_seed, run.n_train, 0)["train"]
+        labelled = set(labelled_subset(seeds, run.labelled_fraction, run.master_seed))
+        self.labelled = sorted(labelled)
+        self.unlabelled = [s for s in seeds if s not in labelled]
+        self.cases = cases or {s: load_case(s, DataSettings(), Path(run.cache)) for s in seeds}
+
+    def _points(self, points: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        count = min(self.run.points, len(points))
+        index = np.sort(self.rng.choice(len(points), count, replace=False))
+        return torch.from_numpy(points[index]).float(), torch.from_numpy(labels[index])
+
+    def _predict(self, hu: np.ndarray, affine: np.ndarray, points: torch.Tensor) -> torch.Tensor:
+        return self.model(prepare_ct(hu, affine, self.config), points)[1]
+
+    def train_step(self) -> float:
+        warm = min(1.0, (self.step + 1) / 30)
+        lr = (
+            self.run.lr
+            * warm
+            * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * self.step / self.run.steps)))
+        )
+        for group in self.optimiser.param_groups:
+            group["lr"] = lr
+        self.model.train()
+        seed = self.labelled[self.rng.integers(len(self.labelled))]
+        hu, affine, points, labels = crop_case(self.cases[seed], self.run.crop_mm, self.rng)
+        pts, lab = self._points(points, labels)
+        loss = label_loss(
+            self._predict(add_noise(hu, self.run.heavy_noise_hu, self.rng), affine, pts), lab
+        )
+        if self.unlabelled and self.run.consistency_weight > 0:
+            seed = self.unlabelled[self.rng.integers(len(self.unlabelled))]
+            hu, affine, points, labels = crop_case(self.cases[seed], self.run.crop_mm, self.rng)
+            pts, _ = self._points(points, labels)  # labels unused: unlabelled case
+            with torch.no_grad():
+                target = self._predict(
+                    add_noise(hu, self.run.light_noise_hu, self.rng), affine, pts
+                )
+            heavy = self._predict(add_noise(hu, self.run.heavy_noise_hu, self.rng), affine, pts)
+            loss = loss + self.run.consistency_weight * consistency_loss(heavy, target)
+        self.optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 5.0)
+        self.optimiser.step()
+        self.step += 1
+        return float(loss.detach())
+
+    def state(self) -> dict:
+        return {
+            "kind": "teacher-training",
+            "run": asdict(self.run),
+            "config": self.config.to_dict(),
+            "model": self.model.state_dict(),
+            "optimiser": self.optimiser.state_dict(),
+            "step": self.step,
+            "elapsed_s": self.elapsed,
+            "rng": rng_state(self.rng),
+            "history": self.history,
+        }
+
+    def save(self) -> Path:
+        return save_checkpoint(self.run.out, self.state())
+
+    def resume(self, path: str | Path) -> None:
+        state = load_checkpoint(path)
+        self.model.load_state_dict(state["model"])
+        self.optimiser.load_state_dict(state["optimiser"])
+        self.step, self.elapsed = int(state["step"]), float(state["elapsed_s"])
+        self.history = list(state["history"])
+        self.rng = restore_rng(state["rng"])
+
+    def fit(self, log=print) -> None:
+        start = time.perf_counter() - self.elapsed
+        window: list[float] = []
+        while self.step < self.run.steps:
+            window.append(self.train_step())
+            self.elapsed = time.perf_counter() - start
+            if self.step % self.run.log_every == 0 or self.step == self.run.steps:
+                self.history.append(
+                    {"step": self.step, "loss": float(np.mean(window)), "elapsed_s": self.elapsed}
+                )
+                rate = self.elapsed / self.step
+                log(
+                    f"step {self.step}/{self.run.steps} loss {np.mean(window):.4f} {rate:.2f} s/step"
+                )
+                window.clear()
+            if self.step % self.run.checkpoint_every == 0:
+                self.save()
+            if self.elapsed > self.run.time_limit_min * 60:
+                log(f"time limit reached at step {self.step}")
+                break
+        self.save()
+
+
+def teacher_targets(
+    model: CTTeacher, cases: dict[int, TrainingCase], stride: int = 1, chunk: int = 32768
+) -> dict[int, dict[str, torch.Tensor]]:
+    """Soft labels and point features of the teacher (float16) on every `stride`-th bank
+    point of every case; "index" holds those bank positions."""
+    model.eval()
+    out = {}
+    with torch.inference_mode():
+        for seed, case in cases.items():
+            ct = prepare_ct(case.ct.astype(np.float32), case.ct_affine, model.config)
+            maps = model.encode(ct)
+            index = np.arange(0, len(case.points), stride)
+            points = case.points[index]
+            features, probabilities = [], []
+            for start in range(0, len(points), chunk):
+                pts = torch.from_numpy(points[start : start + chunk]).float()
+                feature, logits = model.query(maps, ct, pts)
+                features.append(feature.half())
+                probabilities.append(torch.softmax(logits, -1).half())
+            out[int(seed)] = {
+                "index": torch.from_numpy(index),
+                "features": torch.cat(features),
+                "probabilities": torch.cat(probabilities),
+            }
+    return out
+
+
+def load_teacher(path: str | Path) -> CTTeacher:
+    state = load_checkpoint(path)
+    model = CTTeacher(TeacherConfig.from_dict(state["config"]))
+    model.load_state_dict(state["model"])
+    return model.eval()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m reconstruction.training.train_teacher")
+    for name, value in asdict(TeacherRun()).items():
+        if name != "config":
+            parser.add_argument("--" + name.replace("_", "-"), type=type(value), default=value)
+    parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--targets", type=Path, default=None, help="write distillation targets")
+    parser.add_argument("--target-stride", type=int, default=3, help="every n-th bank point")
+    parser.add_argument("--export", type=Path, default=None, help="write the shipped model")
+    args = vars(parser.parse_args(argv))
+    resume, targets, stride = args.pop("resume"), args.pop("targets"), args.pop("target_stride")
+    export = args.pop("export")
+    run = TeacherRun(**args)
+    if export is not None:
+        state = load_checkpoint(run.out)
+        metadata = {"steps": state["step"], "training_wall_time_s": round(state["elapsed_s"], 1)}
+        model = load_teacher(run.out)
+        print(f"exported {export_model(model, state['config'], export, metadata)}")
+        return 0
+    trainer = TeacherTrainer(run)
+    if targets is not None:
+        trainer.resume(run.out)
+        start = time.perf_counter()
+        result = teacher_targets(trainer.model, trainer.cases, stride)
+        save_checkpoint(targets, result)
+        print(f"teacher targets for {len(result)} cases in {time.perf_counter() - start:.0f} s")
+        return 0
+    if resume and Path(run.out).exists():
+        trainer.resume(run.out)
+        print(f"resumed at step {trainer.step}", flush=True)
+    print(
+        f"teacher: {sum(p.numel() for p in trainer.model.parameters()) / 1e6:.3f} M parameters, "
+        f"{len(trainer.labelled)} labelled + {len(trainer.unlabelled)} unlabelled cases",
+        flush=True,
+    )
+    trainer.fit(log=lambda text: print(text, flush=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""Shapes and invariances of the student and teacher networks (tiny configurations)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from reconstruction.drr.geometry import make_view_pair
+from reconstruction.networks import NUM_CLASSES
+from reconstruction.networks.encoders import UNet
+from reconstruction.networks.student import StudentConfig, XrayStudent
+from reconstruction.networks.teacher import CTTeacher, TeacherConfig, prepare_ct
+
+TINY_STUDENT = StudentConfig(
+    widths=(4, 8, 8), n_levels=2, view_embedding=16, hidden=(16,), feature_dim=8
+)
+TINY_TEACHER = TeacherConfig(widths=(4, 8, 8), n_levels=2, hidden=(16,), feature_dim=8)
+
+
+def _pair_tensors(separation: float = 90.0) -> tuple[torch.Tensor, torch.Tensor]:
+    views = make_view_pair(separation, detector_px=64, pixel_spacing_mm=4.6)
+    matrices = torch.from_numpy(np.stack([v.projection_matrix() for v in views])).float()[None]
+    return matrices, torch.full((1, 2), 1000.0)
+
+
+def test_unet_outputs_cover_odd_sizes() -> None:
+    maps = UNet(2, 1, (4, 8, 16), n_outputs=2)(torch.zeros(1, 1, 37, 50))
+    assert [m.shape[1:] for m in maps] == [(4, 37, 50), (8, 19, 25)]
+
+
+def test_student_shapes_and_point_order_equivariance() -> None:
+    torch.manual_seed(0)
+    model = XrayStudent(TINY_STUDENT).eval()
+    matrices, depths = _pair_tensors()
+    images = torch.rand(1, 2, 64, 64)
+    points = torch.rand(1, 40, 3) * 80 - 40
+    with torch.no_grad():
+        features, logits = model(images, matrices, depths, points)
+        permutation = torch.randperm(40)
+        _, permuted = model(images, matrices, depths, points[:, permutation])
+    assert features.shape == (1, 40, 8) and logits.shape == (1, 40, NUM_CLASSES)
+    torch.testing.assert_close(permuted, logits[:, permutation])
+
+
+def test_student_accepts_other_angles_without_change() -> None:
+    model = XrayStudent(TINY_STUDENT).eval()
+    for separation in (30.0, 45.0, 75.0):
+        matrices, depths = _pair_tensors(separation)
+        with torch.no_grad():
+            _, logits = model(torch.rand(1, 2, 64, 64), matrices, depths, torch.zeros(1, 5, 3))
+        assert torch.isfinite(logits).all()
+
+
+def test_teacher_point_features_and_logits() -> None:
+    torch.manual_seed(0)
+    hu = np.random.default_rng(0).normal(0, 300, (30, 26, 21)).astype(np.float32)
+    affine = np.diag([1.0, 1.0, 1.0, 1.0])
+    affine[:3, 3] = (-15, -13, -10)
+    model = CTTeacher(TINY_TEACHER).eval()
+    ct = prepare_ct(hu, affine, TINY_TEACHER)
+    assert all(n % 4 == 0 for n in ct.coarse.shape[2:])
+    with torch.no_grad():
+        features, logits = model(ct, torch.rand(17, 3) * 20 - 10)
+    assert features.shape == (17, 8) and logits.shape == (17, NUM_CLASSES)

@@ -1,0 +1,67 @@
+"""The segment_ct command line: outputs for a knee, status 2 and one line for bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import trimesh
+
+from reconstruction.io import write_nifti
+from reconstruction.phantoms.generator import PhantomCase
+from reconstruction.segment_ct import main
+from reconstruction.volume import Volume
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def test_cli_writes_four_meshes_and_a_summary(tmp_path: Path, right_case: PhantomCase) -> None:
+    ct_path = write_nifti(right_case.ct, tmp_path / "knee.nii.gz")
+    out = tmp_path / "result"
+    assert main([str(ct_path), "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["method"] == "classical"
+    assert {"segment", "identify", "read"} <= set(summary["timings_s"])
+    for bone in ("femur", "tibia", "fibula", "patella"):
+        mesh = trimesh.load(out / f"{bone}.stl", force="mesh")
+        info = summary["bones"][bone]
+        assert info["watertight"] and info["faces"] == len(mesh.faces)
+        assert info["voxel_count"] > 0 and info["mesh_volume_mm3"] > 0
+        # patient coordinates of the CT: the centre matches the phantom's exact mesh
+        assert np.linalg.norm(mesh.centroid - right_case.meshes[bone].centroid) < 1.5, bone
+
+
+def _run(args: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "reconstruction.segment_ct", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+    )
+
+
+def test_cli_refuses_a_non_knee_and_a_label_map(tmp_path: Path) -> None:
+    shape = (60, 60, 80)
+    i, j, _ = np.meshgrid(*[np.arange(n) for n in shape], indexing="ij")
+    rod = ((i - 30) ** 2 + (j - 30) ** 2 <= 20**2).astype(np.float32)
+    water = Volume(rod * 1000.0 - 1000.0, np.eye(4), "CT")
+    labels = Volume(rod.astype(np.uint8), np.eye(4), "LABELS")
+    for name, volume, message in (
+        ("water.nii.gz", water, "no bone"),
+        ("labels.nii.gz", labels, "CT is required"),
+    ):
+        path = write_nifti(volume, tmp_path / name)
+        result = _run([str(path), "--out", str(tmp_path / "out")])
+        assert result.returncode == 2, result.stderr
+        error_lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+        assert len(error_lines) == 1 and message in error_lines[0]
+        assert not (tmp_path / "out").exists()
+
+
+def test_cli_teacher_is_reported_as_unavailable(tmp_path: Path, capsys) -> None:
+    assert main([str(tmp_path / "any.nii.gz"), "--out", str(tmp_path), "--method", "teacher"]) == 2
+    assert "teacher" in capsys.readouterr().err

@@ -1,0 +1,139 @@
+"""Label map -> pseudo-CT tissue values, and the shared real knee end to end."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from reconstruction.drr.__main__ import main as drr_main
+from reconstruction.drr.geometry import project_points
+from reconstruction.errors import ModalityError
+from reconstruction.io import read_volume, read_xray_pair, write_nifti
+from reconstruction.pseudoct import (
+    CANONICAL_BONE_LABELS,
+    PseudoCTParams,
+    canonical_labels_from_real_knee,
+    pseudo_ct_from_labels,
+)
+from reconstruction.volume import Volume
+
+REAL_KNEE = Path(__file__).resolve().parents[2] / "../shared/data/real-knee-mri-labels.nrrd"
+SPACING_MM = 0.5
+
+
+@pytest.fixture
+def ball_labels() -> Volume:
+    """A 10 mm-radius 'femur' ball (label 5) capped by cartilage (label 1), 0.5 mm voxels."""
+    n = 96
+    grid = (np.indices((n, n, n)) - (n - 1) / 2.0) * SPACING_MM
+    radius = np.sqrt(np.sum(grid**2, axis=0))
+    labels = np.zeros((n, n, n), np.uint8)
+    labels[(radius > 10.0) & (radius <= 12.0) & (grid[2] > 0)] = 1
+    labels[radius <= 10.0] = 5
+    affine = np.diag([SPACING_MM] * 3 + [1.0])
+    return Volume(labels, affine, modality="LABELS")
+
+
+def test_tissue_values(ball_labels: Volume) -> None:
+    params = PseudoCTParams(
+        partial_volume_sigma_mm=0.0, noise_hu=0.0, body_margin_mm=10.0, fat_thickness_mm=4.0
+    )
+    ct = pseudo_ct_from_labels(ball_labels, params=params).array
+    c = 47  # near the centre
+    assert ct[c, c, c] == params.cancellous_hu
+    # along +x from the centre: cancellous, then ~1.5 mm of cortex at the surface (r = 10 mm)
+    profile = ct[c:, c, c]
+    cortex = np.flatnonzero(profile == params.cortical_hu) * SPACING_MM
+    assert cortex.min() == pytest.approx(8.5, abs=0.6) and cortex.max() == pytest.approx(
+        10.0, abs=0.6
+    )
+    assert ct[c, c, c + 22] == params.cartilage_hu  # +z cap, r = 11 mm
+    # The body contour is computed on a ~2 mm grid: probe well inside each layer.
+    assert ct[c + 25, c, c] == params.soft_tissue_hu  # 2.75 mm outside the bone
+    assert ct[c + 36, c, c] == params.fat_hu  # 8.25 mm outside: outer 4 mm of the 10 mm body
+    assert ct[0, 0, 0] == params.air_hu
+
+
+def test_noise_partial_volume_and_seed(ball_labels: Volume) -> None:
+    first = pseudo_ct_from_labels(ball_labels, seed=1)
+    again = pseudo_ct_from_labels(ball_labels, seed=1)
+    other = pseudo_ct_from_labels(ball_labels, seed=2)
+    assert np.array_equal(first.array, again.array) and not np.array_equal(first.array, other.array)
+    assert first.modality == "PSEUDO_CT" and first.array.dtype == np.float32
+    cancellous = first.array[40:56, 40:56, 40:56]  # uniform 300 HU before noise
+    assert np.std(cancellous) == pytest.approx(15.0, rel=0.1)  # default noise level
+    assert np.mean(cancellous) == pytest.approx(300.0, abs=2.0)
+    # blurred edges: values strictly between cancellous and cortical exist
+    assert np.any((first.array > 500) & (first.array < 1100))
+
+
+def test_block_average_keeps_the_physical_extent(ball_labels: Volume) -> None:
+    ct = pseudo_ct_from_labels(ball_labels, params=PseudoCTParams(block=(2, 2, 2), noise_hu=0.0))
+    assert ct.shape == (48, 48, 48) and ct.spacing == pytest.approx((1.0, 1.0, 1.0))
+    # first coarse voxel centre = centre of the first 2x2x2 block of fine voxels
+    assert np.allclose(ct.origin, [0.25, 0.25, 0.25])
+
+
+def test_canonical_labels(ball_labels: Volume) -> None:
+    array = ball_labels.array.copy()
+    array[:3, :3, :3] = 6
+    array[-3:, -3:, -3:] = 8
+    array[:3, -3:, :3] = 7
+    canonical = canonical_labels_from_real_knee(
+        Volume(array, ball_labels.affine, modality="LABELS")
+    )
+    assert canonical.array[48, 48, 48] == CANONICAL_BONE_LABELS["femur"]
+    assert canonical.array[0, 0, 0] == CANONICAL_BONE_LABELS["tibia"]
+    assert canonical.array[-1, -1, -1] == CANONICAL_BONE_LABELS["fibula"]
+    assert canonical.array[0, -1, 0] == CANONICAL_BONE_LABELS["patella"]
+    assert set(np.unique(canonical.array)) == {0, 1, 2, 3, 4}  # cartilage (1) dropped to 0
+
+
+def test_label_map_without_bones_is_refused() -> None:
+    empty = Volume(np.zeros((8, 8, 8), np.uint8), np.eye(4), modality="LABELS")
+    with pytest.raises(ModalityError, match="none of the bone labels"):
+        pseudo_ct_from_labels(empty)
+
+
+@pytest.mark.skipif(not REAL_KNEE.exists(), reason=f"shared real knee not found at {REAL_KNEE}")
+def test_real_knee_to_pseudo_ct_to_drr_pair(tmp_path: Path) -> None:
+    labels = read_volume(REAL_KNEE)
+    ct = pseudo_ct_from_labels(labels, seed=0)
+    canonical = canonical_labels_from_real_knee(labels)
+    assert ct.shape == labels.shape and np.allclose(ct.affine, labels.affine)
+    assert -1100 < ct.value_range[0] and ct.value_range[1] < 1600
+    write_nifti(ct, tmp_path / "pseudo_ct.nii")
+    assert (
+        drr_main(
+            [
+                "--ct",
+                str(tmp_path / "pseudo_ct.nii"),
+                "--separation",
+                "60",
+                "--size",
+                "128",
+                "--out",
+                str(tmp_path / "drr"),
+            ]
+        )
+        == 0
+    )
+    pair = read_xray_pair(tmp_path / "drr")
+    bone_points = canonical.index_to_patient(np.argwhere(canonical.array > 0)[::20])
+    body_points = canonical.index_to_patient(np.argwhere(ct.array > -500)[::200])
+    for view in pair.views:
+        # Bones, projected with the matrices, land on the attenuating part of the DRR.
+        bone = _footprint(view.projection_matrix, bone_points, view.image.shape)
+        body = _footprint(view.projection_matrix, body_points, view.image.shape) & ~bone
+        assert bone.sum() > 500 and body.sum() > 500
+        assert view.image[bone].mean() > view.image[body].mean() + 0.5
+
+
+def _footprint(matrix: np.ndarray, points: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    u, v = np.round(project_points(matrix, points)).astype(int).T
+    inside = (u >= 0) & (u < shape[1]) & (v >= 0) & (v < shape[0])
+    mask = np.zeros(shape, bool)
+    mask[v[inside], u[inside]] = True
+    return mask

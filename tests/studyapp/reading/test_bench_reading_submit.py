@@ -1,0 +1,66 @@
+"""The submission load benchmark at a tiny size: its integrity check, not its timing."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[3] / "benchmarks" / "bench_reading_submit.py"
+DATABASE_URL = os.environ.get("DATABASE_URL", "")
+
+pytestmark = pytest.mark.skipif(
+    not DATABASE_URL.startswith(("postgres://", "postgresql://")),
+    reason="the benchmark creates its own PostgreSQL database (set DATABASE_URL=postgres://...)",
+)
+
+
+def _bench():
+    pytest.importorskip("gunicorn", reason="the benchmark serves with gunicorn (dev extras)")
+    spec = importlib.util.spec_from_file_location("bench_reading_submit", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses resolve annotations through sys.modules
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_tiny_run_stores_every_answer_once_audits_it_and_drops_its_database():
+    bench = _bench()
+    result = bench.run_benchmark(
+        raters=3,
+        items_per_rater=2,
+        workers=1,
+        threads=2,
+        think_ms=0,
+        duplicate_fraction=0.5,
+        server_url=DATABASE_URL,
+        max_seconds=120,
+    )
+    check = result.integrity
+    assert check["answers_expected"] == 3 * 2 * 3  # raters x items x default questions
+    assert check["answers_stored"] == check["answers_expected"]
+    assert check["audit_creates"] == check["answers_stored"]
+    assert check["submissions"] == check["submissions_expected"] == 6
+    assert check["duplicate_pairs_sent"] == 3
+    for name in ("lost", "wrong_value", "unexpected", "duplicated", "not_accepted"):
+        assert check[name] == 0, (name, check)
+    assert check["duplicate_pairs_differing"] == 0
+    assert check["assignments_unsubmitted"] == 0
+    assert result.integrity_ok
+    assert all(p.errors == 0 for p in result.baselines) and result.submit.errors == 0
+    assert len(result.submit.latencies_ms) == 6 + 3  # each duplicate is a second request
+
+    assert _leftover_databases(bench) == []
+
+
+def _leftover_databases(bench) -> list:
+    import psycopg
+
+    with psycopg.connect(bench.database_url(DATABASE_URL, "postgres"), autocommit=True) as conn:
+        return conn.execute(
+            "SELECT datname FROM pg_database WHERE datname LIKE %s",
+            (f"kneestudy_bench_{os.getpid()}_%",),
+        ).fetchall()

@@ -1,0 +1,40 @@
+"""The demo step builds a launched reader study from the demo study's reconstructions."""
+
+from __future__ import annotations
+
+import pytest
+
+from studyapp.accounts.roles import Role
+from studyapp.demo.services import DEMO_STEPS, DemoReport
+from studyapp.reading.demo import build_demo_reader_study
+from studyapp.reading.models import ReaderStudy
+from tests.studyapp.factories import CaseFactory, UserFactory, complete_reconstruction
+
+pytestmark = pytest.mark.django_db
+
+
+def test_registered_as_a_demo_step():
+    assert build_demo_reader_study in DEMO_STEPS
+
+
+def test_without_reconstructions_it_does_nothing_and_says_so():
+    case = CaseFactory()
+    report = DemoReport(password="x")
+    build_demo_reader_study(case.study, report)
+    assert not ReaderStudy.objects.exists()
+    assert "no finished reconstructions" in report.notes[-1]
+
+
+def test_builds_once_with_sessions_open_for_raters():
+    case = CaseFactory()
+    for arm in ("ct", "xray"):
+        complete_reconstruction(case, arm)
+    raters = [UserFactory(roles=[Role.RATER]) for _ in range(2)]
+    report = DemoReport(password="x")
+    build_demo_reader_study(case.study, report)
+    build_demo_reader_study(case.study, report)
+    study = ReaderStudy.objects.get()
+    assert study.is_launched and study.items.count() == 2
+    assert study.assignments.count() == 2 * 2
+    assert set(study.readers.all()) == set(raters)
+    assert "ready" in report.notes[-1]
