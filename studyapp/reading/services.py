@@ -14,7 +14,7 @@ import math
 import re
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -335,7 +335,8 @@ class SessionState:
     total: int = 0
     done: int = 0
     opens_at: datetime | None = None  # None: an earlier session is unfinished
-    assignment_ids: list[int] = field(default_factory=list)
+    assignment_ids: list[int] = field(default_factory=list)  # reading order
+    submitted_ids: set[int] = field(default_factory=set)
 
     @property
     def complete(self) -> bool:
@@ -345,9 +346,19 @@ class SessionState:
         return self.opens_at is not None and self.opens_at <= now
 
 
-def session_states(reader_study: ReaderStudy, reader_id: int) -> list[SessionState]:
-    """Sessions in order. A session opens once the earlier ones are complete, its earliest day
-    has come and the washout has passed since the reader submitted any item of the same knee."""
+@dataclass(frozen=True)
+class _AssignmentRow:
+    pk: int
+    session: int
+    round: int
+    is_training: bool
+    available_from: datetime
+    submitted_at: datetime | None
+    case_id: int
+
+
+def _assignment_rows(reader_study: ReaderStudy, reader_id: int) -> list[_AssignmentRow]:
+    """One query: everything the session rules need, in reading order."""
     rows = (
         Assignment.objects.filter(reader_study=reader_study, reader_id=reader_id)
         .order_by("session", "position")
@@ -361,16 +372,30 @@ def session_states(reader_study: ReaderStudy, reader_id: int) -> list[SessionSta
             "item__reconstruction__case_id",
         )
     )
-    washout = timedelta(days=reader_study.washout_days)
+    return [_AssignmentRow(*row) for row in rows]
+
+
+def session_states(reader_study: ReaderStudy, reader_id: int) -> list[SessionState]:
+    """Sessions in order. A session opens once the earlier ones are complete, its earliest day
+    has come and the washout has passed since the reader submitted any item of the same knee."""
+    return _states_from_rows(_assignment_rows(reader_study, reader_id), reader_study.washout_days)
+
+
+def _states_from_rows(rows: Iterable[_AssignmentRow], washout_days: int) -> list[SessionState]:
+    washout = timedelta(days=washout_days)
     sessions: dict[int, SessionState] = {}
     cases: dict[int, list[tuple[int, datetime | None]]] = {}
-    for pk, number, round_, training, available, submitted, case_id in rows:
-        state = sessions.setdefault(number, SessionState(number, round_, training))
+    for row in rows:
+        state = sessions.setdefault(
+            row.session, SessionState(row.session, row.round, row.is_training)
+        )
         state.total += 1
-        state.done += submitted is not None
-        state.assignment_ids.append(pk)
-        state.opens_at = max(state.opens_at or available, available)
-        cases.setdefault(number, []).append((case_id, submitted))
+        state.assignment_ids.append(row.pk)
+        if row.submitted_at is not None:
+            state.done += 1
+            state.submitted_ids.add(row.pk)
+        state.opens_at = max(state.opens_at or row.available_from, row.available_from)
+        cases.setdefault(row.session, []).append((row.case_id, row.submitted_at))
     last_read: dict[int, datetime] = {}
     blocked = False
     for number in sorted(sessions):
@@ -389,38 +414,44 @@ def session_states(reader_study: ReaderStudy, reader_id: int) -> list[SessionSta
     return [sessions[n] for n in sorted(sessions)]
 
 
+def _reachable_ids(
+    states: Iterable[SessionState], now: datetime, allow_modification: bool
+) -> set[int]:
+    open_ids: set[int] = set()
+    for state in states:
+        if state.is_open(now):
+            open_ids.update(state.assignment_ids)
+            if not allow_modification:
+                open_ids -= state.submitted_ids
+    return open_ids
+
+
+def _next_id(states: Iterable[SessionState], now: datetime) -> int | None:
+    """The first unsubmitted assignment of the reader's open sessions, in reading order."""
+    for state in states:
+        if state.complete:
+            continue
+        if not state.is_open(now):
+            return None
+        return next(pk for pk in state.assignment_ids if pk not in state.submitted_ids)
+    return None
+
+
 def reachable_assignment_ids(
     reader_study: ReaderStudy, reader_id: int, now: datetime | None = None
 ) -> set[int]:
     """The reader's open assignments: unsubmitted ones in open sessions, plus submitted ones
     there when answers may be changed."""
-    now = now or timezone.now()
-    open_ids = set()
-    for state in session_states(reader_study, reader_id):
-        if state.is_open(now):
-            open_ids.update(state.assignment_ids)
-    if not reader_study.allow_answer_modification:
-        submitted = Assignment.objects.filter(pk__in=open_ids, submitted_at__isnull=False)
-        open_ids -= set(submitted.values_list("pk", flat=True))
-    return open_ids
+    states = session_states(reader_study, reader_id)
+    return _reachable_ids(states, now or timezone.now(), reader_study.allow_answer_modification)
 
 
 def next_assignment(
     reader_study: ReaderStudy, reader_id: int, now: datetime | None = None
 ) -> Assignment | None:
     """The first unsubmitted assignment of the reader's open sessions, in reading order."""
-    now = now or timezone.now()
-    for state in session_states(reader_study, reader_id):
-        if state.complete:
-            continue
-        if not state.is_open(now):
-            return None
-        return (
-            Assignment.objects.filter(pk__in=state.assignment_ids, submitted_at__isnull=True)
-            .order_by("position")
-            .first()
-        )
-    return None
+    upcoming = _next_id(session_states(reader_study, reader_id), now or timezone.now())
+    return None if upcoming is None else Assignment.objects.get(pk=upcoming)
 
 
 def open_assignment(reader: AbstractBaseUser, assignment_id: int, now=None) -> Assignment:
@@ -537,13 +568,15 @@ def submit(
 
 def _submit_once(reader, assignment_id, raw, key, active_seconds, now) -> dict[str, Any]:
     with transaction.atomic():
-        # The row lock serialises submissions of one assignment (retries, parallel tabs).
-        locked = (
-            Assignment.objects.select_for_update()
+        # The row lock serialises submissions of one assignment (retries, parallel tabs);
+        # of=("self",) keeps the study row unlocked for the other readers.
+        assignment = (
+            Assignment.objects.select_for_update(of=("self",))
+            .select_related("reader_study")
             .filter(pk=assignment_id, reader_id=reader.pk)
             .first()
         )
-        if locked is None:
+        if assignment is None:
             raise NotAvailable("No such item.")
         previous = Submission.objects.filter(reader=reader, idempotency_key=key).first()
         if previous is not None:
@@ -551,21 +584,25 @@ def _submit_once(reader, assignment_id, raw, key, active_seconds, now) -> dict[s
                 raise ReadingError("The form is out of date; reload the page.")
             return previous.result
         now = now or timezone.now()
-        assignment = _reachable_locked(reader, locked, now)
         study = assignment.reader_study
+        rows = _assignment_rows(study, reader.pk)
+        _check_reachable(assignment, _states_from_rows(rows, study.washout_days), now)
         questions = list(study.questions.all())
         values, errors = validate_answers(questions, raw)
         if errors:
             raise InvalidAnswers(errors)
         first_time = assignment.submitted_at is None
-        _store_answers(assignment, questions, values, actor=reader)
+        _store_answers(assignment, questions, values, actor=reader, first_time=first_time)
         _record_time(assignment, active_seconds, now)
-        upcoming = next_assignment(study, reader.pk, now)
+        rows = [
+            replace(row, submitted_at=row.submitted_at or now) if row.pk == assignment.pk else row
+            for row in rows
+        ]
         result = {
             "item": assignment.code,
             "status": "submitted" if first_time else "changed",
             "answers": {str(pk): value for pk, value in values.items()},
-            "next": upcoming.pk if upcoming else None,
+            "next": _next_id(_states_from_rows(rows, study.washout_days), now),
         }
         Submission.objects.create(
             reader=reader, assignment=assignment, idempotency_key=key, result=result
@@ -573,20 +610,25 @@ def _submit_once(reader, assignment_id, raw, key, active_seconds, now) -> dict[s
         return result
 
 
-def _reachable_locked(reader, locked: Assignment, now: datetime) -> Assignment:
-    assignment = Assignment.objects.select_related("reader_study").get(pk=locked.pk)
+def _check_reachable(assignment: Assignment, states: list[SessionState], now: datetime) -> None:
     study = assignment.reader_study
     if assignment.submitted_at is not None and not study.allow_answer_modification:
         raise AnswerLocked("This item is already submitted; its answers are locked.")
-    if assignment.pk not in reachable_assignment_ids(study, reader.pk, now):
+    if assignment.pk not in _reachable_ids(states, now, study.allow_answer_modification):
         raise NotAvailable("No such item.")
-    return assignment
 
 
 def _store_answers(
-    assignment: Assignment, questions: list[Question], values: dict[int, Any], actor
+    assignment: Assignment,
+    questions: list[Question],
+    values: dict[int, Any],
+    actor,
+    *,
+    first_time: bool,
 ) -> None:
-    existing = {a.question_id: a for a in assignment.answers.all()}
+    # Answers exist only once an assignment was submitted (a reset removes both together).
+    existing = {} if first_time else {a.question_id: a for a in assignment.answers.all()}
+    created: list[Answer] = []
     events = []
     for question in questions:
         old = existing.get(question.pk)
@@ -595,13 +637,15 @@ def _store_answers(
         if old is None and new_value is None:
             continue
         if old is None:
-            Answer.objects.create(
-                assignment=assignment,
-                reader_id=assignment.reader_id,
-                item_id=assignment.item_id,
-                question=question,
-                round=assignment.round,
-                value=new_value,
+            created.append(
+                Answer(
+                    assignment=assignment,
+                    reader_id=assignment.reader_id,
+                    item_id=assignment.item_id,
+                    question=question,
+                    round=assignment.round,
+                    value=new_value,
+                )
             )
             action = AuditEvent.Action.CREATE
         elif old.value != new_value:
@@ -623,6 +667,7 @@ def _store_answers(
                 new_value=new_value,
             )
         )
+    Answer.objects.bulk_create(created)
     AuditEvent.objects.bulk_create(events)
 
 
