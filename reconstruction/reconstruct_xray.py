@@ -105,14 +105,14 @@ def make_classifier(
     import torch
 
     def classify(points: np.ndarray) -> np.ndarray:
-        tensor = torch.from_numpy(np.asarray(points, dtype=np.float32))[None]
+        tensor = torch.from_numpy(np.asarray(points, dtype=np.float32))
         with torch.inference_mode():
-            _, logits = model.query(encoded, tensor)
+            logits = model.logits_channels_first(encoded, tensor)
             homogeneous = torch.cat([tensor, torch.ones_like(tensor[..., :1])], -1)
-            pixels = torch.einsum("vij,nj->vni", encoded.projections[0], homogeneous[0])
+            pixels = torch.einsum("vij,nj->vni", encoded.projections[0], homogeneous)
             uv = pixels[..., :2] / pixels[..., 2:]
             seen = ((uv >= -0.5) & (uv <= size - 0.5)).all(-1).all(0)
-            classes = logits[0].argmax(-1) * seen
+            classes = logits.argmax(0) * seen
         return classes.numpy().astype(np.uint8)
 
     return classify

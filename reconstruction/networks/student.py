@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from reconstruction.networks.encoders import UNet
@@ -91,6 +92,51 @@ class XrayStudent(nn.Module):
         embedded = self.view_mlp(torch.cat([sampled, self.positional(coords)], dim=-1))
         embedded = embedded.reshape(batch, views, count, -1).permute(0, 2, 1, 3)
         return self.decoder(embedded.reshape(batch, count, -1))
+
+    def logits_channels_first(self, encoded: EncodedViews, points: torch.Tensor) -> torch.Tensor:
+        """Inference for the first pair of `encoded`: points (N, 3) mm -> logits (5, N).
+
+        The same function as `query`, computed with (channels, points) tensors so that no
+        per-point concatenation is materialised: a linear map of a concatenation is the sum
+        of the maps of its blocks, so the first view layer is split by sampled level and by
+        positional block. About twice as fast on the CPU as `query` for large N.
+        """
+        pixels, depth = project(encoded.projections[:1].to(points.dtype), points[None])
+        width, height = encoded.size
+        grid = pixels_to_grid(pixels, width, height)[0]  # (V, N, 2)
+        views, count = grid.shape[0], grid.shape[1]
+        first = self.view_mlp[0]
+        weights = first.weight.to(points.dtype)
+        hidden = first.bias.to(points.dtype)[None, :, None].repeat(views, 1, count)  # (V, E, N)
+        start = 0
+        for level in encoded.maps:
+            maps = level[:views]
+            sampled = F.grid_sample(
+                maps, grid.unsqueeze(1), mode="bilinear", padding_mode="zeros", align_corners=False
+            )[:, :, 0, :]  # (V, C, N)
+            block = weights[:, start : start + maps.shape[1]]
+            hidden.baddbmm_(block.expand(views, -1, -1), sampled)
+            start += maps.shape[1]
+        relative_depth = (depth[0] - encoded.reference_depths[0, :, None]) / DEPTH_SCALE_MM
+        coords = torch.cat([grid.permute(0, 2, 1), relative_depth[:, None, :]], dim=1)  # (V,3,N)
+        n_freq = len(self.positional.frequencies)
+        # encoding layout: [x (3), then per coordinate: sin (n_freq), cos (n_freq)]
+        positional = weights[:, start:]
+        trig = positional[:, 3:].reshape(-1, 3, 2, n_freq)
+        angles = (coords[:, :, None, :] * self.positional.frequencies[None, None, :, None]).reshape(
+            views, 3 * n_freq, count
+        )
+        hidden.baddbmm_(positional[:, :3].expand(views, -1, -1), coords)
+        hidden.baddbmm_(trig[:, :, 0].reshape(-1, 3 * n_freq).expand(views, -1, -1), angles.sin())
+        hidden.baddbmm_(trig[:, :, 1].reshape(-1, 3 * n_freq).expand(views, -1, -1), angles.cos())
+        features = hidden.relu_().reshape(views * hidden.shape[1], count)  # view-major, as query
+        for layer in self.decoder.body:
+            if isinstance(layer, nn.Linear):
+                features = torch.addmm(layer.bias[:, None], layer.weight, features)
+            else:
+                features = features.relu_()
+        classifier = self.decoder.classifier
+        return torch.addmm(classifier.bias[:, None], classifier.weight, features)
 
     def forward(
         self,

@@ -42,6 +42,20 @@ def test_student_shapes_and_point_order_equivariance() -> None:
     torch.testing.assert_close(permuted, logits[:, permutation])
 
 
+def test_channels_first_inference_is_the_same_function_as_query() -> None:
+    """The fast inference path (split first layer, no concatenation) must match `query`,
+    including points outside a view (zero features) and the Fourier block layout."""
+    torch.manual_seed(1)
+    model = XrayStudent(StudentConfig(widths=(4, 8, 8, 8), n_levels=3, n_frequencies=4)).eval()
+    matrices, depths = _pair_tensors(60.0)
+    points = torch.rand(300, 3) * 300 - 150  # some fall outside the 64-px views
+    with torch.inference_mode():
+        encoded = model.encode(torch.rand(1, 2, 64, 64), matrices, depths)
+        _, reference = model.query(encoded, points[None])
+        fast = model.logits_channels_first(encoded, points)
+    torch.testing.assert_close(fast, reference[0].T, rtol=1e-5, atol=1e-5)
+
+
 def test_student_accepts_other_angles_without_change() -> None:
     model = XrayStudent(TINY_STUDENT).eval()
     for separation in (30.0, 45.0, 75.0):
