@@ -227,9 +227,9 @@ def build_femur(p: KneeParams) -> FemurGeometry:
         ts, [0.0, 0.15, 0.5, 0.85, 1.0], [0.21 * b, 0.175 * b, 0.165 * b, 0.18 * b, 0.20 * b]
     )
 
-    medial = np.cross(anterior, u)
+    medial = np.cross(u, anterior)  # u x (-y) = +x for a vertical shaft
     posterior = -anterior
-    troch_rot = np.stack([-medial, posterior, u], axis=1)
+    troch_rot = np.stack([medial, posterior, u], axis=1)
     greater = Ellipsoid(
         junction
         + 0.15 * neck_length * u

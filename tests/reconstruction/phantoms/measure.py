@@ -1,14 +1,17 @@
 """Independent measurement of phantom anatomy from mesh vertices (no generator internals).
 
 Only the recorded rigid poses (bone frame -> patient) are used, to define each bone's
-frontal plane; every landmark, axis and joint line is re-derived from the surface.
+frontal plane; every landmark, axis and joint line is re-derived from the surface (vertex
+sets, sphere/plane/line fits, convex hulls, area centroids of planar cross-sections).
 """
 
 from __future__ import annotations
 
 import numpy as np
 import trimesh
-from scipy.spatial import ConvexHull
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+from scipy.spatial import ConvexHull, cKDTree
 
 
 def to_frame(
@@ -146,3 +149,166 @@ def measure_tibia(vertices: np.ndarray, normals: np.ndarray) -> dict[str, object
         "plateau_normal": plane_n,
         "joint_line": frontal_line,
     }
+
+
+# ---------------------------------------------------------------- cross-sections
+
+
+def mesh_in_frame(mesh: trimesh.Trimesh, patient_from_frame: np.ndarray) -> trimesh.Trimesh:
+    """A copy of the mesh in a bone frame (trimesh re-winds faces when undoing a mirror)."""
+    moved = mesh.copy()
+    moved.apply_transform(np.linalg.inv(np.asarray(patient_from_frame)))
+    return moved
+
+
+def section_loops(
+    mesh: trimesh.Trimesh, origin: np.ndarray, normal: np.ndarray
+) -> list[tuple[np.ndarray, float]]:
+    """Area-weighted centroid and area of every closed loop of a planar cross-section."""
+    normal = np.asarray(normal, dtype=float) / np.linalg.norm(normal)
+    lines, faces = trimesh.intersections.mesh_plane(mesh, normal, origin, return_faces=True)
+    start, end = lines[:, 0], lines[:, 1]
+    # orient every segment counter-clockwise about `normal`: the outward face normal on its right
+    flip = np.einsum("ij,ij->i", np.cross(end - start, normal), mesh.face_normals[faces]) < 0
+    start, end = np.where(flip[:, None], end, start), np.where(flip[:, None], start, end)
+    # loops: segments sharing an end point (adjacent faces cut the same edge)
+    count = len(start)
+    pairs = cKDTree(np.r_[start, end]).query_pairs(1e-6, output_type="ndarray") % count
+    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(count, count))
+    _, loop_of = connected_components(graph, directed=False)
+    loops = []
+    for loop in np.unique(loop_of):
+        a, b = start[loop_of == loop], end[loop_of == loop]
+        fan = a.mean(axis=0)  # triangle fan from an in-plane point: signed areas sum exactly
+        areas = 0.5 * np.cross(a - fan, b - fan) @ normal
+        centroids = (fan + a + b) / 3.0
+        loops.append((areas @ centroids / areas.sum(), float(areas.sum())))
+    return loops
+
+
+def section_at(
+    mesh: trimesh.Trimesh, origin: np.ndarray, normal: np.ndarray
+) -> tuple[np.ndarray, float]:
+    """Centroid and area of the cross-section loop around `origin` (other loops ignored)."""
+    loops = section_loops(mesh, origin, normal)
+    return min(loops, key=lambda loop: float(np.linalg.norm(loop[0] - origin)))
+
+
+def _hinge_minimum(z: np.ndarray, values: np.ndarray) -> float:
+    """Breakpoint of the best continuous two-line (V) fit: the minimum of a kinked profile."""
+    best_residual, best_z = np.inf, float(z[0])
+    for knot in np.linspace(z[2], z[-3], 200):
+        design = np.c_[np.ones_like(z), np.minimum(z - knot, 0.0), np.maximum(z - knot, 0.0)]
+        coef, *_ = np.linalg.lstsq(design, values, rcond=None)
+        residual = float(np.sum((design @ coef - values) ** 2))
+        if residual < best_residual:
+            best_residual, best_z = residual, float(knot)
+    return best_z
+
+
+# ---------------------------------------------------------------- proximal femur
+
+
+def shaft_axis(mesh: trimesh.Trimesh, z_low: float, z_high: float) -> tuple[np.ndarray, float]:
+    """Femoral shaft axis (femur frame, unit, pointing up) and the height of the isthmus.
+
+    The phantom shaft bows anteriorly, symmetrically about its mid-length, where it is also
+    narrowest; the chord from its distal end to the neck junction is therefore parallel to the
+    centreline tangent at the isthmus. The ends themselves are buried in the metaphysis and the
+    trochanters, so: fit the centreline (area centroids of horizontal sections, quadratic in z)
+    between those blend zones, locate the isthmus as the kink of the area profile of sections
+    perpendicular to that centreline, and take the tangent there. A straight line fit over
+    the diaphysis instead would tilt by up to ~0.3 deg in the bow plane (and anteversion by
+    ~0.75x that) depending on where the window sits.
+    """
+    heights = np.arange(z_low, z_high, 4.0)
+    horizontal = [section_at(mesh, np.array([0.0, 0.0, z]), [0, 0, 1]) for z in heights]
+    coef = np.polyfit(heights, np.array([centre[:2] for centre, _ in horizontal]), 2)
+
+    def centreline(z: float) -> tuple[np.ndarray, np.ndarray]:
+        tangent = np.r_[coef.T @ [2.0 * z, 1.0, 0.0], 1.0]
+        return np.r_[coef.T @ [z * z, z, 1.0], z], tangent / np.linalg.norm(tangent)
+
+    # coarse waist from the horizontal sections (biased by the varying tilt of the centreline),
+    # then the exact area profile of perpendicular sections around it
+    waist = heights[np.argmin([area for _, area in horizontal])]
+    fine = np.arange(max(z_low, waist - 30.0), min(z_high, waist + 30.0), 1.5)
+    areas = np.array([section_at(mesh, *centreline(z))[1] for z in fine])
+    near = np.abs(fine - fine[np.argmin(areas)]) < 25.0
+    isthmus = _hinge_minimum(fine[near], areas[near])
+    return centreline(isthmus)[1], isthmus
+
+
+def neck_axis(
+    mesh: trimesh.Trimesh, hip: np.ndarray, head_radius: float
+) -> tuple[np.ndarray, float]:
+    """Femoral neck direction (unit, neck -> head) and how far its line misses the head centre.
+
+    Line fit through area centroids of sections perpendicular to the neck, 1.0-1.5 head radii
+    from the head centre: clear of the head-neck fillet and of the trochanteric/shaft blend.
+    """
+    reach = np.linalg.norm(mesh.vertices - hip, axis=1)
+    collar = mesh.vertices[(reach > 1.1 * head_radius) & (reach < 1.5 * head_radius)]
+    outward = collar.mean(axis=0) - hip  # rough: the neck is the only bone leaving the head
+    outward /= np.linalg.norm(outward)
+    for _ in range(3):
+        steps = np.linspace(1.0, 1.5, 6) * head_radius
+        centres = np.array([section_at(mesh, hip + s * outward, outward)[0] for s in steps])
+        mean = centres.mean(axis=0)
+        direction = np.linalg.svd(centres - mean)[2][0]
+        outward = direction if direction @ outward > 0 else -direction
+    miss = float(np.linalg.norm(np.cross(hip - mean, outward)))
+    return -outward, miss
+
+
+def measure_proximal_femur(
+    mesh: trimesh.Trimesh, hip: np.ndarray, head_radius: float, bicondylar_width: float
+) -> dict[str, object]:
+    """3D neck-shaft angle and anteversion of a femur mesh given in its own frame.
+
+    Anteversion: the neck rotated anteriorly out of the plane of the shaft axis and the frame's
+    medial (x) axis, measured in the plane perpendicular to the shaft axis.
+    """
+    # diaphysis: above the metaphyseal flare, below the lesser trochanter
+    u, isthmus = shaft_axis(mesh, 1.4 * bicondylar_width, hip[2] - 3.8 * head_radius)
+    n, miss = neck_axis(mesh, hip, head_radius)
+    medial = np.array([1.0, 0.0, 0.0]) - u[0] * u
+    medial /= np.linalg.norm(medial)
+    anterior = np.cross(medial, u)  # -y for a vertical shaft
+    return {
+        "shaft_axis": u,
+        "isthmus_z": isthmus,
+        "neck_axis": n,
+        "neck_misses_head_by": miss,
+        "neck_shaft_angle": float(np.degrees(np.arccos(np.clip(-(u @ n), -1.0, 1.0)))),
+        "femoral_anteversion": float(np.degrees(np.arctan2(n @ anterior, n @ medial))),
+    }
+
+
+# ---------------------------------------------------------------- limb rotation, patella
+
+
+def condylar_rotation(patient_vertices: np.ndarray, side: str) -> float:
+    """External rotation (deg) of the posterior condylar line in the patient axial plane.
+
+    Femur in patient coordinates (the femur is never flexed): the posterior bitangent of the
+    distal femur seen from above is the longest convex-hull edge facing posteriorly (+y); it
+    spans the intercondylar notch. External rotation turns its medial end anteriorly (-y).
+    """
+    points = np.array(patient_vertices, dtype=float)
+    if side == "L":
+        points[:, 0] = -points[:, 0]  # x = medial, as for a right limb
+    distal = points[points[:, 2] < points[:, 2].min() + 45.0][:, :2]
+    hull = ConvexHull(distal)
+    posterior = hull.equations[:, 1] > np.cos(np.radians(30.0))  # outward normal ~ +y
+    edges = distal[hull.simplices[posterior]]
+    a, b = max(edges, key=lambda edge: float(np.linalg.norm(edge[1] - edge[0])))
+    line = b - a if b[0] > a[0] else a - b  # towards medial
+    return float(-np.degrees(np.arctan2(line[1], line[0])))
+
+
+def principal_axes(mesh: trimesh.Trimesh) -> np.ndarray:
+    """Unit principal axes of a closed mesh's volume (columns), smallest extent first."""
+    inertia = mesh.moment_inertia  # about the centre of mass
+    second_moment = 0.5 * np.trace(inertia) * np.eye(3) - inertia  # integral of r r^T
+    return np.linalg.eigh(second_moment)[1]

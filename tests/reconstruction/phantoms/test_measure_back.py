@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy.spatial.transform import Rotation
 
+from reconstruction.phantoms.anatomy import PATELLA_FLEXION_RATIO
 from tests.reconstruction.phantoms.measure import (
+    condylar_rotation,
     measure_femur,
+    measure_proximal_femur,
     measure_tibia,
+    mesh_in_frame,
+    principal_axes,
     signed_angle_2d,
     to_frame,
 )
@@ -137,3 +143,57 @@ def test_knee_flexion_from_the_mechanical_axes(limb_cases, index):
     tibial_down = (in_femur(tibia["ankle"]) - in_femur(tibia["knee"]))[[1, 2]]
     flexion = signed_angle_2d(femoral_down, tibial_down)  # ankle moves posterior (+y)
     assert flexion == pytest.approx(case.params.flexion, abs=0.5)
+
+
+@pytest.mark.parametrize("index", [0, 1])
+def test_neck_shaft_angle_and_anteversion(limb_cases, index):
+    """Shaft axis at the isthmus and neck axis from section centroids, in the femur frame."""
+    case = limb_cases[index]
+    p = case.params
+    frame = case.metadata["transforms"]["patient_from_femur"]
+    femur = measure_femur(*to_frame(case.meshes["femur"], frame))
+    proximal = measure_proximal_femur(
+        mesh_in_frame(case.meshes["femur"], frame),
+        femur["hip_centre"],
+        femur["head_diameter"] / 2,
+        femur["bicondylar_width"],
+    )
+    # the neck is a round cone aimed at the head centre (a misplaced trochanter bends it)
+    assert proximal["neck_misses_head_by"] < 0.1
+    assert proximal["neck_shaft_angle"] == pytest.approx(p.neck_shaft_angle, abs=ANGLE_TOL)
+    assert proximal["femoral_anteversion"] == pytest.approx(p.femoral_anteversion, abs=ANGLE_TOL)
+
+
+@pytest.mark.parametrize("index", [0, 1])
+def test_axial_rotation_from_the_posterior_condyles(limb_cases, index):
+    """Axial rotation = direction of the posterior condylar line in the patient axial plane.
+
+    Uses the patient-space surface only (no recorded pose). It relies on the phantom having no
+    posterior condylar angle (unrotated, that line is parallel to the frontal plane); it fails
+    if the limb is rotated by another angle, the other way, about a non-vertical axis, or if the
+    left-side mirroring and the rotation are composed in the wrong order.
+    """
+    case = limb_cases[index]
+    measured = condylar_rotation(case.meshes["femur"].vertices, case.params.side)
+    assert measured == pytest.approx(case.params.axial_rotation, abs=ANGLE_TOL)
+
+
+@pytest.mark.parametrize("index", [0, 1])
+def test_patella_tilt_from_its_principal_axes(limb_cases, index):
+    """Patella tilt = rotation about the femoral medial (x) axis before it follows the knee.
+
+    The patella's principal axes come from its surface (femur frame); the only recorded pose
+    used is the knee-flexion one, scaled by the documented patellar share, to undo the
+    patella's flexion. Fails if the tilt has the wrong size or sign, is applied about another
+    axis or after the flexion, or the patella is not where its recorded pose says.
+    """
+    case = limb_cases[index]
+    transforms = case.metadata["transforms"]
+    patella = mesh_in_frame(case.meshes["patella"], transforms["patient_from_femur"])
+    flexion = Rotation.from_matrix(np.asarray(transforms["flexion"])[:3, :3]).as_rotvec()
+    unflex = Rotation.from_rotvec(-PATELLA_FLEXION_RATIO * flexion).as_matrix()
+    axes = unflex @ principal_axes(patella)  # columns: thickness, height, width
+    height = axes[:, 1] if axes[2, 1] > 0 else -axes[:, 1]
+    tilt = np.degrees(np.arctan2(-height[1], height[2]))  # top towards anterior (-y)
+    assert tilt == pytest.approx(case.params.patella_tilt, abs=ANGLE_TOL)
+    assert np.degrees(np.arccos(abs(axes[0, 2]))) < ANGLE_TOL  # width stays medial-lateral
