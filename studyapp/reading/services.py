@@ -58,6 +58,7 @@ LIKERT_DEFAULTS: list[tuple[str, list[str]]] = [
 ]
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9-]{8,64}$")
 TEXT_LIMIT = 2000
+OUT_OF_DATE = "The form is out of date; reload the page."
 
 
 class ReadingError(Exception):
@@ -555,14 +556,17 @@ def submit(
 ) -> dict[str, Any]:
     """Store the reader's answers for one assignment; idempotent per key. Returns the result."""
     if not KEY_PATTERN.match(str(idempotency_key or "")):
-        raise ReadingError("The form is out of date; reload the page.")
+        raise ReadingError(OUT_OF_DATE)
     try:
         return _submit_once(reader, assignment_id, raw, idempotency_key, active_seconds, now)
     except IntegrityError:
-        # A concurrent request with the same key won the race: return what it stored.
+        # The key is taken: by a concurrent request for this item that won the race (return
+        # what it stored), or by another item (a stale form).
         stored = Submission.objects.filter(reader=reader, idempotency_key=idempotency_key).first()
-        if stored is None or stored.assignment_id != assignment_id:
+        if stored is None:
             raise
+        if stored.assignment_id != assignment_id:
+            raise ReadingError(OUT_OF_DATE) from None
         return stored.result
 
 
@@ -578,11 +582,14 @@ def _submit_once(reader, assignment_id, raw, key, active_seconds, now) -> dict[s
         )
         if assignment is None:
             raise NotAvailable("No such item.")
-        previous = Submission.objects.filter(reader=reader, idempotency_key=key).first()
-        if previous is not None:
-            if previous.assignment_id != assignment_id:
-                raise ReadingError("The form is out of date; reload the page.")
-            return previous.result
+        # A key already used here implies a submitted assignment; a key used for another
+        # assignment fails the unique (reader, key) insert below and is answered in `submit`.
+        if assignment.submitted_at is not None:
+            previous = Submission.objects.filter(reader=reader, idempotency_key=key).first()
+            if previous is not None:
+                if previous.assignment_id != assignment_id:
+                    raise ReadingError(OUT_OF_DATE)
+                return previous.result
         now = now or timezone.now()
         study = assignment.reader_study
         rows = _assignment_rows(study, reader.pk)

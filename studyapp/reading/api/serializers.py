@@ -43,7 +43,12 @@ class RaterAssignmentSerializer(serializers.ModelSerializer):
         ]
 
     def get_questions(self, assignment: Assignment) -> list[dict]:
-        return QuestionSerializer(assignment.reader_study.questions.all(), many=True).data
+        # Every assignment of a study shares its questions: serialise them once per response.
+        done = self.context.setdefault("questions_by_study", {})
+        if assignment.reader_study_id not in done:
+            questions = assignment.reader_study.questions.all()
+            done[assignment.reader_study_id] = QuestionSerializer(questions, many=True).data
+        return done[assignment.reader_study_id]
 
     def get_model_url(self, assignment: Assignment) -> str:
         return reverse("reading:model", args=[assignment.pk])

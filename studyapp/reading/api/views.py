@@ -35,6 +35,7 @@ class RaterAssignmentViewSet(viewsets.ReadOnlyModelViewSet):
         return (
             Assignment.objects.filter(pk__in=reachable, reader=user)
             .select_related("reader_study")
+            .prefetch_related("reader_study__questions")
             .order_by("session", "position")
         )
 

@@ -129,6 +129,20 @@ def test_a_retried_submission_returns_the_same_result_and_stores_once():
     assert Submission.objects.filter(assignment=assignment).count() == 1
 
 
+def test_a_key_reused_for_another_item_is_refused_and_stores_nothing():
+    study, (reader, _) = build_study()
+    first = _first(study, reader)
+    services.submit(reader, first.pk, _scores(study), idempotency_key="reused-key-1")
+    second = services.next_assignment(study, reader.pk)
+    with pytest.raises(services.ReadingError, match="out of date"):
+        services.submit(reader, second.pk, _scores(study), idempotency_key="reused-key-1")
+    second.refresh_from_db()
+    assert second.submitted_at is None and not second.answers.exists()
+    # a retry of the first item with its own key still gets the stored result back
+    again = services.submit(reader, first.pk, _scores(study, 1), idempotency_key="reused-key-1")
+    assert again["status"] == "submitted" and again["item"] == first.code
+
+
 def test_answers_are_locked_after_submit_unless_the_study_allows_changes():
     study, (reader, _) = build_study()
     assignment = _first(study, reader)

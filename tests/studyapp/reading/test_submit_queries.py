@@ -15,9 +15,9 @@ from .conftest import build_study
 
 pytestmark = pytest.mark.django_db
 
-# token + user, roles, savepoint, locked assignment + study, idempotency key, the reader's
+# token + user, roles, savepoint, locked assignment + study, the reader's
 # assignment rows, questions, answers, audit events, timing update, submission, release.
-SUBMIT_QUERY_BUDGET = 12
+SUBMIT_QUERY_BUDGET = 11
 
 
 def test_submit_over_the_api_uses_a_fixed_small_number_of_queries():
@@ -45,3 +45,16 @@ def test_submit_over_the_api_uses_a_fixed_small_number_of_queries():
     assert max(counts) <= SUBMIT_QUERY_BUDGET, counts
     assert Answer.objects.filter(reader=reader).count() == 4 * len(answers)
     assert AuditEvent.objects.filter(reader=reader).count() == 4 * len(answers)
+
+
+def test_assignment_list_queries_do_not_grow_with_the_session():
+    counts = []
+    for session_size in (2, 8):
+        study, (reader,) = build_study(readers=1, knees=8, session_size=session_size)
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Token {api_token_for(reader)}")
+        with CaptureQueriesContext(connection) as queries:
+            listed = client.get("/api/reading/assignments/").json()["results"]
+        assert len(listed) == session_size and all(len(a["questions"]) == 3 for a in listed)
+        counts.append(len(queries))
+    assert counts[0] == counts[1], counts
