@@ -10,7 +10,8 @@ class ReadingConfig(AppConfig):
         from studyapp.demo.services import DEMO_STEPS
 
         from . import tasks  # noqa: F401 - registers this app's job kinds
-        from .demo import build_demo_reader_study
+        from .demo import build_demo_reader_study, simulate_demo_reading
 
-        if build_demo_reader_study not in DEMO_STEPS:
-            DEMO_STEPS.append(build_demo_reader_study)
+        for step in (build_demo_reader_study, simulate_demo_reading):
+            if step not in DEMO_STEPS:
+                DEMO_STEPS.append(step)

@@ -1,9 +1,23 @@
-"""The demo's reader study: built from whatever finished reconstructions the demo study has."""
+"""The demo's reader study: built from whatever finished reconstructions the demo study has.
+
+So that a newcomer statistician sees the analysis pages with data, all raters but the first
+get *simulated* answers (seeded random scores that know nothing about the models: an item
+effect shared by raters, a rater leniency and noise, the same for every arm). The reader
+study's description says so; rater1 is left unread for a newcomer to score in the browser.
+"""
 
 from __future__ import annotations
 
+import numpy as np
+
 from studyapp.accounts.roles import Role
 from studyapp.cases.models import Study
+
+SIMULATION_SEED = 2026
+SIMULATED_NOTE = (
+    " Answers of every rater except the first one are simulated (seeded random scores,"
+    " the same distribution for every arm) so that the analysis has data."
+)
 
 
 def build_demo_reader_study(study: Study, report) -> None:
@@ -32,7 +46,7 @@ def build_demo_reader_study(study: Study, report) -> None:
         washout_days=0,
         rounds=1,
         allow_answer_modification=False,
-        description="Demo: score each knee model on shape, detail and usefulness.",
+        description="Demo: score each knee model on shape, detail and usefulness." + SIMULATED_NOTE,
     )
     services.add_items(reader_study, services.eligible_reconstructions(reader_study))
     for item in reader_study.items.filter(blinded_file=""):
@@ -44,3 +58,42 @@ def build_demo_reader_study(study: Study, report) -> None:
         f"Reader study '{title}': {reader_study.items.count()} items ({', '.join(sorted(arms))}), "
         f"{raters.count()} raters, {count} assignments; log in as rater1..rater10."
     )
+
+
+def simulate_demo_reading(study: Study, report) -> None:
+    """Demo reading: simulated answers of all raters but rater1 (seeded, arm-blind)"""
+    from . import services
+    from .models import Question, ReaderStudy
+
+    reader_study = ReaderStudy.objects.filter(title=f"{study.name}: blinded reading").first()
+    if reader_study is None or not reader_study.is_launched:
+        return
+    questions = list(reader_study.questions.all())
+    if any(q.required and q.kind != Question.Kind.LIKERT for q in questions):
+        report.notes.append(
+            "Simulated reading skipped: the study has required non-Likert questions."
+        )
+        return
+    rng = np.random.default_rng(SIMULATION_SEED)
+    item_ids = list(reader_study.items.order_by("pk").values_list("pk", flat=True))
+    item_effect = dict(zip(item_ids, rng.normal(0.0, 0.6, len(item_ids)), strict=True))
+    readers = reader_study.readers.order_by("username")
+    submitted = 0
+    for reader in list(readers)[1:]:
+        leniency = rng.normal(0.0, 0.4)
+        while (assignment := services.next_assignment(reader_study, reader.pk)) is not None:
+            centre = 3.4 + item_effect[assignment.item_id] + leniency
+            scores = np.clip(np.rint(centre + rng.normal(0.0, 0.5, len(questions))), 1, 5)
+            services.submit(
+                reader,
+                assignment.pk,
+                {str(q.pk): int(v) for q, v in zip(questions, scores, strict=True)},
+                idempotency_key=f"demo-simulated-{assignment.pk}",
+            )
+            submitted += 1
+    first = readers.first()
+    if submitted:
+        report.notes.append(
+            f"Simulated {submitted} readings (all raters but {first.get_username()}); "
+            f"{first.get_username()} has every item still to read."
+        )

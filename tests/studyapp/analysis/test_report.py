@@ -30,6 +30,8 @@ def test_report_of_a_simulated_study(
     simulated, statistician, monkeypatch, django_capture_on_commit_callbacks
 ):
     monkeypatch.setattr(report_module, "chromium_pdf", lambda html, pdf: False)  # fast: PdfPages
+    simulated.description = "All answers here are simulated."
+    simulated.save(update_fields=["description"])
     with django_capture_on_commit_callbacks(execute=True):
         report = services.request_report(simulated, statistician)
     report.refresh_from_db()
@@ -38,6 +40,7 @@ def test_report_of_a_simulated_study(
     html = (Path(settings.MEDIA_ROOT) / report.html.name).read_text()
     pdf = (Path(settings.MEDIA_ROOT) / report.pdf.name).read_bytes()
     assert pdf.startswith(b"%PDF")
+    assert "All answers here are simulated." in html  # the study's own caveat heads the report
     run = AnalysisRun.objects.get(report=report)
     questions = run.results["analysis"]["questions"]
     assert len(questions) == 3

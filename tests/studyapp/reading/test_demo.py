@@ -6,8 +6,8 @@ import pytest
 
 from studyapp.accounts.roles import Role
 from studyapp.demo.services import DEMO_STEPS, DemoReport
-from studyapp.reading.demo import build_demo_reader_study
-from studyapp.reading.models import ReaderStudy
+from studyapp.reading.demo import build_demo_reader_study, simulate_demo_reading
+from studyapp.reading.models import Answer, ReaderStudy
 from tests.studyapp.factories import CaseFactory, UserFactory, complete_reconstruction
 
 pytestmark = pytest.mark.django_db
@@ -38,3 +38,26 @@ def test_builds_once_with_sessions_open_for_raters():
     assert study.assignments.count() == 2 * 2
     assert set(study.readers.all()) == set(raters)
     assert "ready" in report.notes[-1]
+
+
+def test_simulated_reading_answers_all_but_the_first_rater_once():
+    case = CaseFactory()
+    for arm in ("ct", "xray"):
+        complete_reconstruction(case, arm)
+    raters = sorted(
+        (UserFactory(roles=[Role.RATER]) for _ in range(3)), key=lambda u: u.get_username()
+    )
+    report = DemoReport(password="x")
+    build_demo_reader_study(case.study, report)
+    simulate_demo_reading(case.study, report)
+    simulate_demo_reading(case.study, report)  # idempotent: nothing left to read
+    study = ReaderStudy.objects.get()
+    assert "simulated" in study.description
+    answers = Answer.objects.filter(assignment__reader_study=study)
+    assert not answers.filter(reader=raters[0]).exists()
+    for rater in raters[1:]:
+        assert answers.filter(reader=rater).count() == 2 * study.questions.count()
+    assert set(answers.values_list("value", flat=True)) <= {1, 2, 3, 4, 5}
+    assert sum("Simulated" in note for note in report.notes) == 1
+    assert simulate_demo_reading in DEMO_STEPS
+    assert DEMO_STEPS.index(simulate_demo_reading) == DEMO_STEPS.index(build_demo_reader_study) + 1
