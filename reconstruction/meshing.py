@@ -231,11 +231,21 @@ def make_watertight_outward(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
             f"the surface is not watertight after repair ({len(mesh.faces)} faces); "
             "the input grid is probably too coarse for this structure"
         )
-    if mesh.volume < 0:
+    volume = enclosed_volume(mesh)
+    if volume < 0:
         mesh.invert()
-    if not mesh.volume > 0:
+    if not abs(volume) > 0:
         raise MeshingError("the surface encloses no volume")
     return mesh
+
+
+def enclosed_volume(mesh: trimesh.Trimesh) -> float:
+    """Signed volume (mm^3) of a closed mesh by the divergence theorem: positive when the
+    faces wind outward. Same value as `mesh.volume`, without trimesh's full mass-property
+    integrals (inertia, centre of mass), which cost ~10x more on large meshes."""
+    triangles = mesh.triangles
+    cross = np.cross(triangles[:, 1], triangles[:, 2])
+    return float(np.einsum("ij,ij->", triangles[:, 0], cross) / 6.0)
 
 
 def largest_mesh_component(mesh: trimesh.Trimesh) -> trimesh.Trimesh:

@@ -163,7 +163,7 @@ def reconstruct_from_xray(
     mesh_settings: MeshSettings | None = None,
 ) -> tuple[dict[str, trimesh.Trimesh], dict]:
     """Reconstruct the four knee bones from a biplanar pair; returns (meshes, summary)."""
-    from reconstruction.meshing import DEFAULT_SETTINGS, meshes_from_labels
+    from reconstruction.meshing import DEFAULT_SETTINGS, enclosed_volume, meshes_from_labels
 
     mesh_settings = mesh_settings or DEFAULT_SETTINGS
     report = progress or (lambda stage, fraction: None)
@@ -192,7 +192,7 @@ def reconstruct_from_xray(
         "missing": missing,
         "bones": {
             name: {
-                "volume_mm3": round(float(mesh.volume), 1),
+                "volume_mm3": round(enclosed_volume(mesh), 1),
                 "faces": int(len(mesh.faces)),
                 "watertight": bool(mesh.is_watertight),
             }

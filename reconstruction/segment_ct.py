@@ -22,7 +22,13 @@ from tqdm import tqdm
 from reconstruction.errors import ImagingError
 from reconstruction.io import read_volume
 from reconstruction.io._atomic import write_atomic
-from reconstruction.meshing import DEFAULT_SETTINGS, MeshSettings, export_mesh, mesh_from_mask
+from reconstruction.meshing import (
+    DEFAULT_SETTINGS,
+    MeshSettings,
+    enclosed_volume,
+    export_mesh,
+    mesh_from_mask,
+)
 from reconstruction.segmentation import BONE_LABELS, segment
 from reconstruction.segmentation.interface import ProgressCallback
 from reconstruction.volume import Volume
@@ -72,7 +78,7 @@ def reconstruct_from_ct(
         bones[name] = {
             "voxel_count": info.voxel_count,
             "label_volume_mm3": info.volume_mm3,
-            "mesh_volume_mm3": round(float(mesh.volume), 1),
+            "mesh_volume_mm3": round(enclosed_volume(mesh), 1),
             "faces": int(len(mesh.faces)),
             "watertight": bool(mesh.is_watertight),
         }

@@ -10,6 +10,7 @@ from scipy.spatial.transform import Rotation
 from reconstruction.meshing import (
     MeshingError,
     MeshSettings,
+    enclosed_volume,
     export_mesh,
     mesh_from_mask,
     mesh_from_occupancy,
@@ -192,3 +193,13 @@ def test_exports_round_trip(tmp_path, suffix: str) -> None:
 def test_unknown_export_format_is_refused(tmp_path) -> None:
     with pytest.raises(ValueError, match="format"):
         export_mesh(trimesh.creation.icosphere(), tmp_path / "bone.obj")
+
+
+def test_enclosed_volume_matches_trimesh_and_flips_with_winding() -> None:
+    box = trimesh.creation.box(extents=(10.0, 20.0, 30.0))
+    box.apply_translation((100.0, -50.0, 7.0))  # not at the origin: the formula must not care
+    assert enclosed_volume(box) == pytest.approx(6000.0)
+    sphere = trimesh.creation.icosphere(subdivisions=3, radius=12.0)
+    assert enclosed_volume(sphere) == pytest.approx(sphere.volume, rel=1e-9)
+    sphere.invert()
+    assert enclosed_volume(sphere) == pytest.approx(-abs(sphere.volume), rel=1e-9)
