@@ -14,7 +14,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from reconstruction.networks.encoders import UNet
@@ -111,9 +110,7 @@ class XrayStudent(nn.Module):
         start = 0
         for level in encoded.maps:
             maps = level[:views]
-            sampled = F.grid_sample(
-                maps, grid.unsqueeze(1), mode="bilinear", padding_mode="zeros", align_corners=False
-            )[:, :, 0, :]  # (V, C, N)
+            sampled = sample_pixel_features(maps, grid).transpose(1, 2)  # (V, C, N), a view
             block = weights[:, start : start + maps.shape[1]]
             hidden.baddbmm_(block.expand(views, -1, -1), sampled)
             start += maps.shape[1]

@@ -69,7 +69,8 @@ def simulate_demo_reading(study: Study, report) -> None:
     if reader_study is None or not reader_study.is_launched:
         return
     questions = list(reader_study.questions.all())
-    if any(q.required and q.kind != Question.Kind.LIKERT for q in questions):
+    likert = [q for q in questions if q.kind == Question.Kind.LIKERT]  # others stay unanswered
+    if any(q.required and q not in likert for q in questions):
         report.notes.append(
             "Simulated reading skipped: the study has required non-Likert questions."
         )
@@ -77,21 +78,20 @@ def simulate_demo_reading(study: Study, report) -> None:
     rng = np.random.default_rng(SIMULATION_SEED)
     item_ids = list(reader_study.items.order_by("pk").values_list("pk", flat=True))
     item_effect = dict(zip(item_ids, rng.normal(0.0, 0.6, len(item_ids)), strict=True))
-    readers = reader_study.readers.order_by("username")
+    first, *others = reader_study.readers.order_by("username")
     submitted = 0
-    for reader in list(readers)[1:]:
+    for reader in others:
         leniency = rng.normal(0.0, 0.4)
         while (assignment := services.next_assignment(reader_study, reader.pk)) is not None:
             centre = 3.4 + item_effect[assignment.item_id] + leniency
-            scores = np.clip(np.rint(centre + rng.normal(0.0, 0.5, len(questions))), 1, 5)
+            scores = np.clip(np.rint(centre + rng.normal(0.0, 0.5, len(likert))), 1, 5)
             services.submit(
                 reader,
                 assignment.pk,
-                {str(q.pk): int(v) for q, v in zip(questions, scores, strict=True)},
+                {str(q.pk): int(v) for q, v in zip(likert, scores, strict=True)},
                 idempotency_key=f"demo-simulated-{assignment.pk}",
             )
             submitted += 1
-    first = readers.first()
     if submitted:
         report.notes.append(
             f"Simulated {submitted} readings (all raters but {first.get_username()}); "

@@ -6,8 +6,9 @@ import pytest
 
 from studyapp.accounts.roles import Role
 from studyapp.demo.services import DEMO_STEPS, DemoReport
+from studyapp.reading import services
 from studyapp.reading.demo import build_demo_reader_study, simulate_demo_reading
-from studyapp.reading.models import Answer, ReaderStudy
+from studyapp.reading.models import Answer, Question, ReaderStudy
 from tests.studyapp.factories import CaseFactory, UserFactory, complete_reconstruction
 
 pytestmark = pytest.mark.django_db
@@ -61,3 +62,20 @@ def test_simulated_reading_answers_all_but_the_first_rater_once():
     assert sum("Simulated" in note for note in report.notes) == 1
     assert simulate_demo_reading in DEMO_STEPS
     assert DEMO_STEPS.index(simulate_demo_reading) == DEMO_STEPS.index(build_demo_reader_study) + 1
+
+
+def test_simulated_reading_leaves_optional_non_likert_questions_unanswered():
+    case = CaseFactory()
+    for arm in ("ct", "xray"):
+        complete_reconstruction(case, arm)
+    for _ in range(2):
+        UserFactory(roles=[Role.RATER])
+    draft = services.create_reader_study(
+        case.study, f"{case.study.name}: blinded reading", washout_days=0
+    )
+    comment = services.add_question(draft, "Comment", Question.Kind.TEXT, required=False)
+    report = DemoReport(password="x")
+    build_demo_reader_study(case.study, report)
+    simulate_demo_reading(case.study, report)
+    answers = Answer.objects.filter(assignment__reader_study=draft)
+    assert answers.exists() and not answers.filter(question=comment).exists()
