@@ -22,6 +22,7 @@ import argparse
 import http.client
 import json
 import math
+import multiprocessing
 import os
 import random
 import secrets
@@ -52,6 +53,7 @@ BASELINES = {
     "baseline: GET /api/reading/assignments/": "/api/reading/assignments/",
 }
 SUBMIT_NAME = "POST /api/reading/assignments/<id>/submit/"
+DUPLICATE = "duplicate"  # both requests of a pair sent twice at once (one waits for the other)
 
 
 # --- database and server ------------------------------------------------------------------
@@ -253,28 +255,33 @@ def run_setup(env: dict[str, str], raters: int, items: int, timeout: float) -> d
 class Phase:
     name: str
     latencies_ms: list[float] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)  # e.g. "duplicate" for the double sends
     errors: int = 0
     statuses: Counter = field(default_factory=Counter)  # 0: no response (connection error)
     seconds: float = 0.0
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    lock: threading.Lock | None = field(default_factory=threading.Lock, repr=False)
 
-    def record(self, ms: float, status: int) -> None:
+    def record(self, ms: float, status: int, tag: str = "") -> None:
         with self.lock:
             self.latencies_ms.append(ms)
+            self.tags.append(tag)
             self.errors += status != 200
             self.statuses[status] += 1
 
-    def row(self) -> dict[str, float]:
-        values = np.asarray(self.latencies_ms or [math.nan])
+    def row(self, tag: str | None = None) -> dict[str, float]:
+        chosen = [
+            ms for ms, t in zip(self.latencies_ms, self.tags, strict=True) if tag in (None, t)
+        ]
+        values = np.asarray(chosen or [math.nan])
         p50, p95, p99 = np.percentile(values, [50, 95, 99])
         return {
-            "requests": len(self.latencies_ms),
-            "errors": self.errors,
+            "requests": len(chosen),
+            "errors": self.errors if tag is None else math.nan,
             "p50": p50,
             "p95": p95,
             "p99": p99,
             "max": float(values.max()),
-            "rps": len(self.latencies_ms) / self.seconds if self.seconds else math.nan,
+            "rps": len(chosen) / self.seconds if self.seconds else math.nan,
         }
 
 
@@ -292,7 +299,7 @@ class Client:
         self.conn.close()
         self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
 
-    def call(self, phase: Phase, method: str, path: str, body: dict | None = None):
+    def call(self, phase: Phase, method: str, path: str, body: dict | None = None, tag: str = ""):
         payload = None if body is None else json.dumps(body).encode()
         headers = dict(self.headers)
         if payload is not None:
@@ -308,7 +315,7 @@ class Client:
             self._reconnect()
             status, data = 0, b""
         self.used = time.monotonic()
-        phase.record((time.perf_counter() - start) * 1000, status)
+        phase.record((time.perf_counter() - start) * 1000, status, tag)
         return status, data
 
     def close(self) -> None:
@@ -353,9 +360,11 @@ def baseline_rater(
         client.close()
 
 
-def _submit(client: Client, phase: Phase, assignment: int, body: dict, out: list) -> None:
+def _submit(
+    client: Client, phase: Phase, assignment: int, body: dict, out: list, tag: str = ""
+) -> None:
     for _ in range(3):  # a client retries with the same key; idempotency makes that safe
-        status, data = client.call(phase, "POST", SUBMIT_PATH.format(assignment), body)
+        status, data = client.call(phase, "POST", SUBMIT_PATH.format(assignment), body, tag)
         if status == 200 or 400 <= status < 500:
             break
     out.append((status, data))
@@ -396,10 +405,10 @@ def submit_rater(
             if duplicate_every and number % duplicate_every == 0:
                 # The same key twice at once, as a double click or a retried request.
                 other = threading.Thread(
-                    target=_submit, args=(twin, phase, assignment, body, results)
+                    target=_submit, args=(twin, phase, assignment, body, results, DUPLICATE)
                 )
                 other.start()
-                _submit(client, phase, assignment, body, results)
+                _submit(client, phase, assignment, body, results, DUPLICATE)
                 other.join()
                 rater.duplicates += 1
                 rater.duplicate_mismatches += _parsed(results[0][1]) != _parsed(results[1][1])
@@ -413,6 +422,98 @@ def submit_rater(
     finally:
         client.close()
         twin.close()
+
+
+@dataclass
+class LoadPlan:
+    """Everything a client process needs to play its raters through every phase."""
+
+    port: int
+    questions: list[int]
+    think_ms: float
+    duplicate_every: int
+    deadline: float  # time.monotonic() (system-wide on Linux, so shared by the processes)
+
+
+def play_raters(
+    plan: LoadPlan, raters: list[Rater], barrier=None
+) -> tuple[list[Phase], list[Rater]]:
+    """Warm-up, the baselines and the submissions for `raters`, one thread per rater; with a
+    barrier, every client process starts each phase together."""
+
+    def phase(name: str, work: Callable[[Rater, Phase], None]) -> Phase:
+        if barrier is not None:
+            barrier.wait()
+        return run_phase(name, raters, work)
+
+    # Warm-up, not measured: connections, worker threads, first queries.
+    phase("warm-up", lambda r, ph: baseline_rater(r, plan.port, ph, "/api/", 0, 1, plan.deadline))
+    measured = [
+        phase(
+            name,
+            lambda r, ph, path=path: baseline_rater(
+                r, plan.port, ph, path, plan.think_ms, len(r.assignments), plan.deadline
+            ),
+        )
+        for name, path in BASELINES.items()
+    ]
+    measured.append(
+        phase(
+            SUBMIT_NAME,
+            lambda r, ph: submit_rater(
+                r, plan.port, ph, plan.questions, plan.think_ms, plan.duplicate_every, plan.deadline
+            ),
+        )
+    )
+    for item in measured:
+        item.lock = None  # picklable: the phase goes back to the parent process
+    return measured, raters
+
+
+def _client_process(plan: LoadPlan, raters: list[Rater], barrier, results) -> None:
+    try:
+        results.put(play_raters(plan, raters, barrier))
+    except BaseException as error:  # the parent must not wait forever
+        barrier.abort()
+        results.put(error)
+        raise
+
+
+def merge_phases(parts: list[Phase]) -> Phase:
+    merged = Phase(parts[0].name)
+    for part in parts:
+        merged.latencies_ms += part.latencies_ms
+        merged.tags += part.tags
+        merged.errors += part.errors
+        merged.statuses.update(part.statuses)
+        merged.seconds = max(merged.seconds, part.seconds)
+    return merged
+
+
+def run_clients(plan: LoadPlan, raters: list[Rater], processes: int):
+    """The raters split over `processes` client processes (round robin), so that the load
+    generator's own GIL is not part of the measured latency; phases merged afterwards."""
+    processes = min(processes, len(raters))
+    if processes <= 1:
+        return play_raters(plan, raters)
+    context = multiprocessing.get_context("fork")
+    groups = [raters[i::processes] for i in range(processes)]
+    barrier, results = context.Barrier(processes), context.Queue()
+    workers = [
+        context.Process(target=_client_process, args=(plan, group, barrier, results))
+        for group in groups
+    ]
+    for worker in workers:
+        worker.start()
+    outcomes = [results.get(timeout=plan.deadline - time.monotonic() + 120) for _ in workers]
+    for worker in workers:
+        worker.join()
+    errors = [o for o in outcomes if isinstance(o, BaseException)]
+    if errors:
+        raise RuntimeError(f"a client process failed: {errors[0]!r}")
+    phases = [merge_phases([o[0][i] for o in outcomes]) for i in range(len(outcomes[0][0]))]
+    played = sorted((r for o in outcomes for r in o[1]), key=lambda r: r.index)
+    return phases, played
 
 
 def run_phase(name: str, raters: list[Rater], work: Callable[[Rater, Phase], None]) -> Phase:
@@ -518,6 +619,7 @@ def run_benchmark(
     duplicate_fraction: float = 0.1,
     server_url: str | None = None,
     max_seconds: float = 600.0,
+    client_processes: int = 4,
 ) -> Result:
     server_url = server_url or os.environ.get("DATABASE_URL") or DEFAULT_SERVER
     if not server_url.startswith(("postgres://", "postgresql://")):
@@ -540,31 +642,12 @@ def run_benchmark(
             wait_until_serving(server, port, log, timeout=max_seconds)
             setup_seconds = time.perf_counter() - started
             people = [Rater(i, r["token"], r["assignments"]) for i, r in enumerate(plan["raters"])]
-            deadline = time.monotonic() + max_seconds
-            # Warm-up, not measured: connections, worker threads, first queries.
-            run_phase(
-                "warm-up",
-                people,
-                lambda r, phase: baseline_rater(r, port, phase, "/api/", 0, 1, deadline),
-            )
-            baselines = [
-                run_phase(
-                    name,
-                    people,
-                    lambda r, phase, path=path: baseline_rater(
-                        r, port, phase, path, think_ms, len(r.assignments), deadline
-                    ),
-                )
-                for name, path in BASELINES.items()
-            ]
             questions = plan["questions"]
-            submit = run_phase(
-                SUBMIT_NAME,
-                people,
-                lambda r, phase: submit_rater(
-                    r, port, phase, questions, think_ms, duplicate_every, deadline
-                ),
+            load = LoadPlan(
+                port, questions, think_ms, duplicate_every, time.monotonic() + max_seconds
             )
+            phases, people = run_clients(load, people, client_processes)
+            baselines, submit = phases[:-1], phases[-1]
             stop_server(server)
             check = integrity(db_url, people, questions)
             return Result(baselines, submit, check, setup_seconds, log.read_text()[-4000:])
@@ -586,6 +669,7 @@ def print_report(result: Result, args: argparse.Namespace) -> None:
         f"{args.raters} raters x {args.items_per_rater} items x 3 questions; gunicorn "
         f"{args.workers} gthread workers x {args.threads} threads; think time "
         f"{args.think_ms:.0f} ms +-50% per rater; duplicates {args.duplicates:.0%}; "
+        f"{args.client_processes} client processes; "
         f"set-up {result.setup_seconds:.0f} s"
     )
     header = (
@@ -595,6 +679,11 @@ def print_report(result: Result, args: argparse.Namespace) -> None:
     print(header + "\n" + "-" * len(header))
     for phase in [*result.baselines, result.submit]:
         print(_table_row(phase.name, phase.row()))
+    for tag, label in (
+        ("", "  of which single sends"),
+        (DUPLICATE, "  of which sent twice at once"),
+    ):
+        print(_table_row(label, result.submit.row(tag)).replace(" nan", "   -"))
     sub = result.submit.row()
     for phase in result.baselines:
         base = phase.row()
@@ -631,6 +720,9 @@ def main() -> None:
     parser.add_argument("--duplicates", type=float, default=0.1, help="share sent twice at once")
     parser.add_argument("--database-url", default=None, help="PostgreSQL server (any database)")
     parser.add_argument("--max-seconds", type=float, default=600.0)
+    parser.add_argument(
+        "--client-processes", type=int, default=4, help="load generator processes (1: threads only)"
+    )
     args = parser.parse_args()
     print(f"before: {machine_load()}")
     result = run_benchmark(
@@ -642,6 +734,7 @@ def main() -> None:
         args.duplicates,
         args.database_url,
         args.max_seconds,
+        args.client_processes,
     )
     print_report(result, args)
     print(f"after: {machine_load()}")

@@ -49,8 +49,6 @@ def reconstruct_from_ct(
     Raises ImagingError subclasses for unusable input (ModalityError, NotAKneeError).
     """
     report = progress or (lambda stage, fraction: None)
-    if method == "teacher":
-        raise ValueError("the CT teacher network is not part of this build; use 'classical'")
     segmentation = segment(volume, method, progress=lambda s, f: report(s, 0.5 * f))
     timings = dict(segmentation.timings_s)
     labels = segmentation.labels
@@ -118,12 +116,6 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.method == "teacher":
-        print(
-            "error: the CT teacher network is not part of this build; use --method classical",
-            file=sys.stderr,
-        )
-        return EXIT_BAD_INPUT
     with tqdm(total=100, desc="segment_ct", unit="%", file=sys.stderr) as bar:
 
         def progress(stage: str, fraction: float) -> None:

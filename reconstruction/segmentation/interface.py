@@ -18,7 +18,7 @@ from reconstruction.segmentation.identify import SAMPLE_POINTS, body_shape, iden
 from reconstruction.volume import Volume
 
 BONE_LABELS: dict[str, int] = {"femur": 1, "tibia": 2, "fibula": 3, "patella": 4}
-METHODS = ("classical",)
+METHODS = ("classical", "teacher")  # teacher: the network on top of the classical result
 CT_MODALITIES = ("CT", "PSEUDO_CT")
 
 ProgressCallback = Callable[[str, float], None]  # (stage name, fraction done 0..1)
@@ -94,10 +94,14 @@ def segment(
         )
     timings["identify"] = time.perf_counter() - start
     report("identify", 1.0)
+    extra_notes: list[str] = []
+    if method == "teacher":
+        labels, bones, extra_notes = _teacher_pass(volume, labels, bones, timings, report)
     notes = [
         f"surface threshold {result.surface_hu:.0f} HU (cortical {result.cortical_hu:.0f}, "
         f"soft tissue {result.soft_tissue_hu:.0f})",
         *found.notes,
+        *extra_notes,
     ]
     return Segmentation(
         labels=Volume(
@@ -110,6 +114,42 @@ def segment(
         timings_s=timings,
         notes=notes,
     )
+
+
+def _teacher_pass(
+    volume: Volume,
+    prior: np.ndarray,
+    classical: dict[str, BoneInfo],
+    timings: dict[str, float],
+    report: ProgressCallback,
+) -> tuple[np.ndarray, dict[str, BoneInfo], list[str]]:
+    """The teacher's labels (classical ones as its prior) and their per-bone summaries."""
+    from reconstruction.segmentation.teacher import teacher_labels
+
+    start = time.perf_counter()
+    report("teacher network", 0.7)
+    labels, stats = teacher_labels(volume, prior)
+    timings["teacher"] = time.perf_counter() - start
+    voxel_mm3 = float(abs(np.linalg.det(np.asarray(volume.affine, float)[:3, :3])))
+    affine = np.asarray(volume.affine, float)
+    bones: dict[str, BoneInfo] = {}
+    for name in classical:
+        label = BONE_LABELS[name]
+        ijk = np.argwhere(labels == label)
+        if not len(ijk):
+            continue
+        centroid = ijk.mean(axis=0) @ affine[:3, :3].T + affine[:3, 3]
+        bones[name] = BoneInfo(
+            label=label,
+            voxel_count=len(ijk),
+            volume_mm3=round(len(ijk) * voxel_mm3, 1),
+            centroid_mm=tuple(round(float(x), 2) for x in centroid),
+        )
+    notes = [
+        f"teacher network: {stats['evaluations']} point evaluations "
+        f"({stats['fraction_of_voxels']:.1%} of the voxels), prior = the classical labels"
+    ]
+    return labels, bones, notes
 
 
 def _shape(component: BoneComponent, affine: np.ndarray):

@@ -171,37 +171,16 @@ def label_dice(truth: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
     return out
 
 
-def teacher_labels(teacher_path: str, ct) -> np.ndarray:
-    """Teacher classes at every CT voxel centre via coarse-to-fine (4 -> 1 mm lattice on the
-    1 mm CT grid, axis-aligned phantoms)."""
-    import torch
-
-    from reconstruction.inference import RefineSettings, coarse_to_fine
-    from reconstruction.networks.teacher import prepare_ct
+def evaluate_teacher(teacher_path: str, seeds: list[int]) -> dict:
+    """Teacher vs the classical segmentation, voxel Dice on held-out phantom CTs: clean
+    (the generator's default dose), low dose (0.1 x, noisier CT) and with a metal implant.
+    The teacher's time includes the classical pass it starts from."""
+    from reconstruction.phantoms.findings import Findings
+    from reconstruction.segmentation import segment
+    from reconstruction.segmentation.teacher import teacher_labels
     from reconstruction.training.train_teacher import load_teacher
 
     model = load_teacher(teacher_path)
-    prepared = prepare_ct(np.asarray(ct.array, np.float32), ct.affine, model.config)
-    with torch.inference_mode():
-        maps = model.encode(prepared)
-
-        def classify(points: np.ndarray) -> np.ndarray:
-            tensor = torch.from_numpy(points.astype(np.float32))
-            return model.query(maps, prepared, tensor)[1].argmax(-1).numpy().astype(np.uint8)
-
-        lo = ct.affine[:3, 3]
-        hi = lo + (np.asarray(ct.shape) - 1) * np.asarray(ct.spacing)
-        result = coarse_to_fine(classify, lo, hi, RefineSettings(coarse_mm=4.0, levels=2))
-    i, j, k = ct.shape
-    return result.labels.array[:i, :j, :k]
-
-
-def evaluate_teacher(teacher_path: str, seeds: list[int]) -> dict:
-    """Teacher vs the classical segmentation, voxel Dice on held-out phantom CTs: clean
-    (the generator's default dose), low dose (0.1 x, noisier CT) and with a metal implant."""
-    from reconstruction.phantoms.findings import Findings
-    from reconstruction.segmentation import segment
-
     conditions = {
         "clean": {},
         "low_dose_0.1": {"dose": 0.1},
@@ -213,21 +192,24 @@ def evaluate_teacher(teacher_path: str, seeds: list[int]) -> dict:
             case = generate_case(seed, spacing=(1.0, 1.0, 1.0), with_meshes=False, **options)
             truth = np.asarray(case.labels.array)
             start = time.perf_counter()
-            teacher = label_dice(truth, teacher_labels(teacher_path, case.ct))
-            teacher_s = time.perf_counter() - start
-            start = time.perf_counter()
             try:
-                classical = label_dice(truth, segment(case.ct).labels.array)
+                classical_labels = np.asarray(segment(case.ct).labels.array)
             except Exception as error:  # the classical method may refuse a case
-                classical = {"error": str(error).splitlines()[0]}
+                rows.append({"seed": seed, "condition": name, "error": str(error).splitlines()[0]})
+                print(json.dumps(rows[-1]), flush=True)
+                continue
+            classical_s = time.perf_counter() - start
+            start = time.perf_counter()
+            labels, stats = teacher_labels(case.ct, classical_labels, model)
             rows.append(
                 {
                     "seed": seed,
                     "condition": name,
-                    "teacher": teacher,
-                    "classical": classical,
-                    "teacher_s": teacher_s,
-                    "classical_s": time.perf_counter() - start,
+                    "teacher": label_dice(truth, labels),
+                    "classical": label_dice(truth, classical_labels),
+                    "teacher_s": classical_s + time.perf_counter() - start,
+                    "classical_s": classical_s,
+                    "teacher_evaluations": stats["evaluations"],
                 }
             )
             print(json.dumps(rows[-1]), flush=True)
@@ -258,6 +240,66 @@ def real_knee(checkpoint: str, work: Path, separations: tuple[float, ...] = (90.
     return results
 
 
+def teacher_table(result: dict) -> str:
+    """Markdown: mean voxel Dice (%) teacher / classical per condition and bone, and times."""
+    rows = [r for r in result["rows"] if "teacher" in r]
+    lines = [
+        "| condition | n | " + " | ".join(BONES) + " | s per case teacher / classical |",
+        "|---|---|" + "---|" * (len(BONES) + 1),
+    ]
+    for condition in dict.fromkeys(r["condition"] for r in rows):
+        chosen = [r for r in rows if r["condition"] == condition]
+        cells = [
+            f"{100 * np.mean([r['teacher'][b] for r in chosen]):.2f} / "
+            f"{100 * np.mean([r['classical'][b] for r in chosen]):.2f}"
+            for b in BONES
+        ]
+        times = (
+            f"{np.mean([r['teacher_s'] for r in chosen]):.1f} / "
+            f"{np.mean([r['classical_s'] for r in chosen]):.1f}"
+        )
+        lines.append(f"| {condition} | {len(chosen)} | " + " | ".join(cells) + f" | {times} |")
+    return "\n".join(lines)
+
+
+def real_knee_ct(teacher_path: str | None = None) -> dict:
+    """Both CT methods on the real knee's pseudo-CT mirrored into a left knee: voxel Dice
+    against the expert labels and ASSD against the label meshes (same meshing settings)."""
+    from reconstruction.io import read_volume
+    from reconstruction.meshing import meshes_from_labels
+    from reconstruction.pseudoct import canonical_labels_from_real_knee, pseudo_ct_from_labels
+    from reconstruction.segmentation import BONE_LABELS, segment
+    from reconstruction.segmentation.teacher import shipped_teacher, teacher_labels
+    from reconstruction.training.train_teacher import load_teacher
+    from reconstruction.volume import Volume
+
+    source = read_volume(Path("/work/shared/data/real-knee-mri-labels.nrrd"))
+    mirror = np.diag([-1.0, 1.0, 1.0, 1.0])  # a right knee becomes a left one
+    canonical = canonical_labels_from_real_knee(source)
+    truth = Volume(canonical.array, mirror @ canonical.affine, "LABELS")
+    pseudo = pseudo_ct_from_labels(source, seed=0)
+    ct = Volume(pseudo.array, mirror @ pseudo.affine, "PSEUDO_CT")
+    reference = meshes_from_labels(truth, BONE_LABELS)
+    model = load_teacher(teacher_path) if teacher_path else shipped_teacher()
+    classical = np.asarray(segment(ct).labels.array)
+    labels = {"classical": classical, "teacher": teacher_labels(ct, classical, model)[0]}
+    out: dict = {}
+    for method, predicted in labels.items():
+        start = time.perf_counter()
+        meshes = meshes_from_labels(Volume(predicted, ct.affine, "LABELS"), BONE_LABELS)
+        dice = label_dice(np.asarray(truth.array), predicted)
+        out[method] = {
+            bone: {
+                "dice": dice[bone],
+                "assd": surface_metrics(reference[bone], meshes[bone])["assd"],
+            }
+            for bone in BONE_LABELS
+            if bone in meshes
+        }
+        print(f"real knee CT {method}: {out[method]} ({time.perf_counter() - start:.1f} s)")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m reconstruction.training.evaluate")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -281,6 +323,9 @@ def main(argv: list[str] | None = None) -> int:
     teacher.add_argument("--checkpoint", required=True)
     teacher.add_argument("--cases", type=int, default=3)
     teacher.add_argument("--out", type=Path, required=True)
+    teacher_real = commands.add_parser("teacher-real-knee")
+    teacher_real.add_argument("--checkpoint", default=None, help="default: the shipped teacher")
+    teacher_real.add_argument("--out", type=Path, required=True)
     table = commands.add_parser("table")
     table.add_argument("results", type=Path, nargs="+")
     args = parser.parse_args(argv)
@@ -300,10 +345,14 @@ def main(argv: list[str] | None = None) -> int:
                 f"{target.name} seed {seed} {time.perf_counter() - start:.1f} s {info}", flush=True
             )
         return 0
+    if args.command == "teacher-real-knee":
+        args.out.write_text(json.dumps(real_knee_ct(args.checkpoint), indent=1))
+        return 0
     if args.command == "teacher":
         seeds = split_seeds(2026, 64, args.cases)["test"]
         result = evaluate_teacher(args.checkpoint, seeds)
         args.out.write_text(json.dumps(result, indent=1))
+        print(teacher_table(result))
         return 0
     if args.command == "student":
         result = evaluate_testset(

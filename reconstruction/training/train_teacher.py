@@ -1,12 +1,17 @@
 """Train the CT teacher (semi-supervised) and export its targets for distillation.
 
-    python -m reconstruction.training.train_teacher --out var/runs/teacher.pt --steps 600
+    python -m reconstruction.training.train_teacher --out var/runs/teacher.pt --steps 3000
+    python -m reconstruction.training.train_teacher --out var/runs/teacher.pt --export \
+        reconstruction/models/teacher.pt            # the shipped, float16 model
     python -m reconstruction.training.train_teacher --out var/runs/teacher.pt --targets \
         var/runs/teacher_targets.pt     # soft labels + point features on every bank point
 
-Each step takes one labelled and one unlabelled training case (the seeded
-`labelled_fraction` partition shared with the student) and a random crop of each CT
-(`crop_mm` cube; the network is fully convolutional, inference uses the whole CT):
+Data (`training.teacher_data`): the training seeds of the shared split; the seeded
+`labelled_fraction` of them are labelled and built in three conditions (clean, low dose,
+metal plate), the others unlabelled in one condition each; every case carries the classical
+segmentation, the teacher's prior input. Each step takes one labelled and one unlabelled case
+and a random crop of each CT (`crop_mm` cube; the network is fully convolutional, inference
+uses the whole CT):
 - labelled: cross-entropy against the exact labels of the bank points inside the crop, on
   the CT with random extra noise (a dose augmentation);
 - unlabelled: consistency under dose augmentation: the prediction on a lightly noised copy
@@ -29,27 +34,33 @@ from reconstruction.networks.teacher import CTTeacher, TeacherConfig, prepare_ct
 from reconstruction.training.checkpoints import (
     export_model,
     load_checkpoint,
+    load_weights,
     restore_rng,
     rng_state,
     save_checkpoint,
 )
-from reconstruction.training.data import (
-    DEFAULT_CACHE,
-    DataSettings,
-    TrainingCase,
-    labelled_subset,
-    load_case,
-    split_seeds,
-)
+from reconstruction.training.data import TrainingCase, labelled_subset, split_seeds
 from reconstruction.training.losses import consistency_loss, label_loss
+from reconstruction.training.teacher_data import (
+    DEFAULT_TEACHER_CACHE,
+    TeacherCase,
+    TeacherDataSettings,
+    classical_prior,
+    load_teacher_case,
+    prebuild,
+    training_plan,
+)
+from reconstruction.volume import Volume
+
+CaseKey = tuple[int, str]  # (seed, condition)
 
 
 @dataclass
 class TeacherRun:
     out: str = "var/runs/teacher.pt"
-    steps: int = 600
+    steps: int = 3000
     crop_mm: float = 96.0
-    points: int = 2048
+    points: int = 3072
     lr: float = 2e-3
     seed: int = 0
     master_seed: int = 2026
@@ -57,30 +68,42 @@ class TeacherRun:
     labelled_fraction: float = 0.2
     consistency_weight: float = 0.5
     light_noise_hu: float = 20.0
-    heavy_noise_hu: float = 150.0
+    heavy_noise_hu: float = 60.0
     time_limit_min: float = 30.0
     checkpoint_every: int = 50
     log_every: int = 10
     threads: int = 1  # OpenMP spin-waits make 2 threads far slower on a loaded 2-core box
-    cache: str = str(DEFAULT_CACHE)
+    cache: str = str(DEFAULT_TEACHER_CACHE)
+    workers: int = 2  # processes building the training cases
     config: dict = field(default_factory=lambda: TeacherConfig().to_dict())
 
 
-def crop_case(
-    case: TrainingCase, crop_mm: float, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """A random axis-aligned CT crop (HU float32, its affine) and the bank points inside it."""
+@dataclass
+class Crop:
+    hu: np.ndarray  # float32
+    affine: np.ndarray
+    prior: np.ndarray
+    points: np.ndarray
+    labels: np.ndarray
+
+
+def crop_case(case: TeacherCase, crop_mm: float, rng: np.random.Generator) -> Crop:
+    """A random axis-aligned crop of the CT and its prior, and the bank points inside it."""
     spacing = np.linalg.norm(case.ct_affine[:3, :3], axis=0)
     size = np.minimum(np.round(crop_mm / spacing).astype(int), case.ct.shape)
     start = np.array([rng.integers(0, n - s + 1) for n, s in zip(case.ct.shape, size, strict=True)])
-    hu = case.ct[tuple(slice(a, a + s) for a, s in zip(start, size, strict=True))].astype(
-        np.float32
-    )
+    box = tuple(slice(a, a + s) for a, s in zip(start, size, strict=True))
     affine = case.ct_affine.copy()
     affine[:3, 3] = case.ct_affine[:3, :3] @ start + case.ct_affine[:3, 3]
     ijk = (case.points - case.ct_affine[:3, 3]) @ np.linalg.inv(case.ct_affine[:3, :3]).T
     inside = np.all((ijk >= start + 0.5) & (ijk <= start + size - 1.5), axis=1)
-    return hu, affine, case.points[inside], case.labels[inside]
+    return Crop(
+        case.ct[box].astype(np.float32),
+        affine,
+        case.prior[box],
+        case.points[inside],
+        case.labels[inside],
+    )
 
 
 def add_noise(hu: np.ndarray, sigma_max: float, rng: np.random.Generator) -> np.ndarray:
@@ -89,7 +112,13 @@ def add_noise(hu: np.ndarray, sigma_max: float, rng: np.random.Generator) -> np.
 
 
 class TeacherTrainer:
-    def __init__(self, run: TeacherRun, cases: dict[int, TrainingCase] | None = None) -> None:
+    def __init__(
+        self,
+        run: TeacherRun,
+        cases: dict[CaseKey, TeacherCase] | None = None,
+        labelled: list[CaseKey] | None = None,
+    ) -> None:
+        """`cases` and `labelled` (keys of the labelled cases) replace the phantom data."""
         torch.set_num_threads(run.threads)
         torch.manual_seed(run.seed)
         self.run = run
@@ -100,19 +129,34 @@ class TeacherTrainer:
         self.step = 0
         self.elapsed = 0.0
         self.history: list[dict] = []
+        if cases is None:
+            cases, labelled = self._phantom_cases(run)
+        self.cases = cases
+        self.labelled = sorted(labelled or [])
+        self.unlabelled = sorted(k for k in cases if k not in set(self.labelled))
+
+    @staticmethod
+    def _phantom_cases(run: TeacherRun) -> tuple[dict[CaseKey, TeacherCase], list[CaseKey]]:
         seeds = split_seeds(run.master_seed, run.n_train, 0)["train"]
-        labelled = set(labelled_subset(seeds, run.labelled_fraction, run.master_seed))
-        self.labelled = sorted(labelled)
-        self.unlabelled = [s for s in seeds if s not in labelled]
-        self.cases = cases or {s: load_case(s, DataSettings(), Path(run.cache)) for s in seeds}
+        chosen = set(labelled_subset(seeds, run.labelled_fraction, run.master_seed))
+        plan = training_plan(sorted(chosen), [s for s in seeds if s not in chosen])
+        settings, cache = TeacherDataSettings(), Path(run.cache)
+        if run.workers > 1:
+            prebuild(plan, settings, cache, run.workers, log=lambda t: print(t, flush=True))
+        cases = {(s, c): load_teacher_case(s, c, settings, cache) for s, c, _ in plan}
+        return cases, [(s, c) for s, c, is_labelled in plan if is_labelled]
 
     def _points(self, points: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         count = min(self.run.points, len(points))
         index = np.sort(self.rng.choice(len(points), count, replace=False))
         return torch.from_numpy(points[index]).float(), torch.from_numpy(labels[index])
 
-    def _predict(self, hu: np.ndarray, affine: np.ndarray, points: torch.Tensor) -> torch.Tensor:
-        return self.model(prepare_ct(hu, affine, self.config), points)[1]
+    def _predict(self, crop: Crop, hu: np.ndarray, points: torch.Tensor) -> torch.Tensor:
+        return self.model(prepare_ct(hu, crop.affine, self.config, crop.prior), points)[1]
+
+    def _crop(self, keys: list[CaseKey]) -> Crop:
+        key = keys[self.rng.integers(len(keys))]
+        return crop_case(self.cases[key], self.run.crop_mm, self.rng)
 
     def train_step(self) -> float:
         warm = min(1.0, (self.step + 1) / 30)
@@ -124,21 +168,17 @@ class TeacherTrainer:
         for group in self.optimiser.param_groups:
             group["lr"] = lr
         self.model.train()
-        seed = self.labelled[self.rng.integers(len(self.labelled))]
-        hu, affine, points, labels = crop_case(self.cases[seed], self.run.crop_mm, self.rng)
-        pts, lab = self._points(points, labels)
-        loss = label_loss(
-            self._predict(add_noise(hu, self.run.heavy_noise_hu, self.rng), affine, pts), lab
-        )
+        crop = self._crop(self.labelled)
+        pts, lab = self._points(crop.points, crop.labels)
+        noisy = add_noise(crop.hu, self.run.heavy_noise_hu, self.rng)
+        loss = label_loss(self._predict(crop, noisy, pts), lab)
         if self.unlabelled and self.run.consistency_weight > 0:
-            seed = self.unlabelled[self.rng.integers(len(self.unlabelled))]
-            hu, affine, points, labels = crop_case(self.cases[seed], self.run.crop_mm, self.rng)
-            pts, _ = self._points(points, labels)  # labels unused: unlabelled case
+            crop = self._crop(self.unlabelled)
+            pts, _ = self._points(crop.points, crop.labels)  # labels unused: unlabelled case
             with torch.no_grad():
-                target = self._predict(
-                    add_noise(hu, self.run.light_noise_hu, self.rng), affine, pts
-                )
-            heavy = self._predict(add_noise(hu, self.run.heavy_noise_hu, self.rng), affine, pts)
+                light = add_noise(crop.hu, self.run.light_noise_hu, self.rng)
+                target = self._predict(crop, light, pts)
+            heavy = self._predict(crop, add_noise(crop.hu, self.run.heavy_noise_hu, self.rng), pts)
             loss = loss + self.run.consistency_weight * consistency_loss(heavy, target)
         self.optimiser.zero_grad(set_to_none=True)
         loss.backward()
@@ -195,15 +235,25 @@ class TeacherTrainer:
 
 
 def teacher_targets(
-    model: CTTeacher, cases: dict[int, TrainingCase], stride: int = 1, chunk: int = 32768
+    model: CTTeacher,
+    cases: dict[int, TrainingCase],
+    stride: int = 1,
+    chunk: int = 32768,
+    priors: dict[int, np.ndarray] | None = None,
 ) -> dict[int, dict[str, torch.Tensor]]:
     """Soft labels and point features of the teacher (float16) on every `stride`-th bank
-    point of every case; "index" holds those bank positions."""
+    point of every (student) case; "index" holds those bank positions. The classical prior is
+    computed from each CT unless given in `priors`."""
     model.eval()
     out = {}
     with torch.inference_mode():
         for seed, case in cases.items():
-            ct = prepare_ct(case.ct.astype(np.float32), case.ct_affine, model.config)
+            prior = None
+            if model.config.prior:
+                prior = (priors or {}).get(seed)
+                if prior is None:
+                    prior = classical_prior(Volume(case.ct, case.ct_affine, "CT"))
+            ct = prepare_ct(case.ct.astype(np.float32), case.ct_affine, model.config, prior)
             maps = model.encode(ct)
             index = np.arange(0, len(case.points), stride)
             points = case.points[index]
@@ -222,9 +272,13 @@ def teacher_targets(
 
 
 def load_teacher(path: str | Path) -> CTTeacher:
+    """A training checkpoint ("model") or a shipped export (float16 "weights")."""
     state = load_checkpoint(path)
     model = CTTeacher(TeacherConfig.from_dict(state["config"]))
-    model.load_state_dict(state["model"])
+    if "model" in state:
+        model.load_state_dict(state["model"])
+    else:
+        load_weights(model, state["weights"])
     return model.eval()
 
 
@@ -237,9 +291,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--targets", type=Path, default=None, help="write distillation targets")
     parser.add_argument("--target-stride", type=int, default=3, help="every n-th bank point")
     parser.add_argument("--export", type=Path, default=None, help="write the shipped model")
+    parser.add_argument(
+        "--student-cache", default=None, help="student case cache (for --targets; default its own)"
+    )
     args = vars(parser.parse_args(argv))
     resume, targets, stride = args.pop("resume"), args.pop("targets"), args.pop("target_stride")
-    export = args.pop("export")
+    export, student_cache = args.pop("export"), args.pop("student_cache")
     run = TeacherRun(**args)
     if export is not None:
         state = load_checkpoint(run.out)
@@ -247,14 +304,19 @@ def main(argv: list[str] | None = None) -> int:
         model = load_teacher(run.out)
         print(f"exported {export_model(model, state['config'], export, metadata)}")
         return 0
-    trainer = TeacherTrainer(run)
     if targets is not None:
-        trainer.resume(run.out)
+        from reconstruction.training.data import DEFAULT_CACHE, DataSettings, load_case
+
+        model = load_teacher(run.out)
+        seeds = split_seeds(run.master_seed, run.n_train, 0)["train"]
+        cache = Path(student_cache or DEFAULT_CACHE)
         start = time.perf_counter()
-        result = teacher_targets(trainer.model, trainer.cases, stride)
+        cases = {s: load_case(s, DataSettings(), cache) for s in seeds}
+        result = teacher_targets(model, cases, stride)
         save_checkpoint(targets, result)
         print(f"teacher targets for {len(result)} cases in {time.perf_counter() - start:.0f} s")
         return 0
+    trainer = TeacherTrainer(run)
     if resume and Path(run.out).exists():
         trainer.resume(run.out)
         print(f"resumed at step {trainer.step}", flush=True)

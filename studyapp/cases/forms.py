@@ -1,6 +1,7 @@
 from django import forms
 
 from .models import Case, Study, normalise_case_code
+from .services import CT_METHODS
 
 
 class StudyForm(forms.ModelForm):
@@ -65,4 +66,4 @@ class SimulateDRRForm(forms.Form):
 
 
 class ReconstructCTForm(forms.Form):
-    method = forms.ChoiceField(choices=[("classical", "Classical (thresholds, watershed)")])
+    method = forms.ChoiceField(choices=list(CT_METHODS.items()))

@@ -310,7 +310,10 @@ def request_drr_simulation(
 
 # --- reconstructions --------------------------------------------------------------------
 
-CT_METHODS = ("classical",)
+CT_METHODS = {  # method -> the label shown on the case page
+    "classical": "Classical (thresholds, watershed)",
+    "teacher": "Teacher network (classical + learned correction; metal, low dose)",
+}
 
 
 def request_ct_reconstruction(

@@ -12,5 +12,7 @@ def test_statistics_are_importable_from_the_package():
 
 def test_importing_the_package_does_not_load_statsmodels():
     code = "import sys, evaluation; print('statsmodels' in sys.modules)"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     assert result.stdout.strip() == "False"

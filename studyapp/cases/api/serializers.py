@@ -9,6 +9,7 @@ from studyapp.cases.models import (
     Study,
     XRayPair,
 )
+from studyapp.cases.services import CT_METHODS
 
 
 class StudySerializer(serializers.ModelSerializer):
@@ -150,7 +151,7 @@ class SimulateXRaySerializer(serializers.Serializer):
 
 
 class ReconstructCTSerializer(serializers.Serializer):
-    method = serializers.ChoiceField(choices=["classical"], default="classical")
+    method = serializers.ChoiceField(choices=list(CT_METHODS), default="classical")
 
 
 class ReconstructXRaySerializer(serializers.Serializer):

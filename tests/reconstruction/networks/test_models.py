@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from reconstruction.drr.geometry import make_view_pair
 from reconstruction.networks import NUM_CLASSES
 from reconstruction.networks.encoders import UNet
 from reconstruction.networks.student import StudentConfig, XrayStudent
-from reconstruction.networks.teacher import CTTeacher, TeacherConfig, prepare_ct
+from reconstruction.networks.teacher import (
+    CTTeacher,
+    TeacherConfig,
+    pad_labels,
+    prepare_ct,
+    sample_one_hot,
+    sample_volume,
+)
 
 TINY_STUDENT = StudentConfig(
     widths=(4, 8, 8), n_levels=2, view_embedding=16, hidden=(16,), feature_dim=8
@@ -65,14 +73,62 @@ def test_student_accepts_other_angles_without_change() -> None:
         assert torch.isfinite(logits).all()
 
 
-def test_teacher_point_features_and_logits() -> None:
-    torch.manual_seed(0)
-    hu = np.random.default_rng(0).normal(0, 300, (30, 26, 21)).astype(np.float32)
+def _toy_ct() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    hu = rng.normal(0, 300, (30, 26, 21)).astype(np.float32)
     affine = np.diag([1.0, 1.0, 1.0, 1.0])
     affine[:3, 3] = (-15, -13, -10)
+    prior = rng.integers(0, NUM_CLASSES, hu.shape).astype(np.uint8)
+    return hu, affine, prior
+
+
+def test_teacher_point_features_and_logits() -> None:
+    torch.manual_seed(0)
+    hu, affine, prior = _toy_ct()
     model = CTTeacher(TINY_TEACHER).eval()
-    ct = prepare_ct(hu, affine, TINY_TEACHER)
+    ct = prepare_ct(hu, affine, TINY_TEACHER, prior)
     assert all(n % 4 == 0 for n in ct.coarse.shape[2:])
+    assert ct.coarse.shape[1] == 2 + NUM_CLASSES
     with torch.no_grad():
         features, logits = model(ct, torch.rand(17, 3) * 20 - 10)
     assert features.shape == (17, 8) and logits.shape == (17, NUM_CLASSES)
+
+
+def test_teacher_uses_the_classical_prior_and_requires_it() -> None:
+    torch.manual_seed(0)
+    hu, affine, prior = _toy_ct()
+    model = CTTeacher(TINY_TEACHER).eval()
+    points = torch.rand(50, 3) * 20 - 10
+    with torch.no_grad():
+        _, with_prior = model(prepare_ct(hu, affine, TINY_TEACHER, prior), points)
+        _, other = model(prepare_ct(hu, affine, TINY_TEACHER, (prior + 1) % NUM_CLASSES), points)
+    assert not torch.allclose(with_prior, other)
+    with pytest.raises(ValueError, match="classical labels"):
+        prepare_ct(hu, affine, TINY_TEACHER)
+    ct_only = TeacherConfig(widths=(4, 8, 8), n_levels=2, hidden=(16,), feature_dim=8, prior=False)
+    with torch.no_grad():
+        _, logits = CTTeacher(ct_only).eval()(prepare_ct(hu, affine, ct_only), points)
+    assert logits.shape == (50, NUM_CLASSES)
+
+
+def test_old_checkpoint_configs_load_as_ct_only() -> None:
+    config = TeacherConfig.from_dict({"widths": [8, 16], "n_levels": 1})
+    assert config.prior is False and config.widths == (8, 16)
+
+
+def test_one_hot_sampling_equals_trilinear_interpolation_of_the_one_hot_volume() -> None:
+    """The gathered 8-neighbour version must be grid_sample on a float one-hot volume, with
+    everything outside the volume counted as background."""
+    _, affine, prior = _toy_ct()
+    affine = affine.copy()
+    affine[:3, :3] = np.diag([0.7, 0.8, 1.2])
+    from_patient = torch.from_numpy(np.linalg.inv(affine)).float()
+    points = torch.rand(2000, 3) * 80 - 40  # many outside the volume, some far outside
+    one_hot = torch.nn.functional.one_hot(torch.from_numpy(prior).long(), NUM_CLASSES)
+    volume = one_hot.permute(3, 0, 1, 2)[None].float()
+    volume[:, 0] -= 1.0  # background: 1 - 1 = 0 inside; grid_sample's zero padding outside ...
+    expected = sample_volume(volume, points, from_patient)
+    expected[:, 0] += 1.0  # ... becomes 1 after adding the 1 back: background outside
+    got = sample_one_hot(pad_labels(prior), points, from_patient)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(got.sum(1), torch.ones(2000), rtol=1e-5, atol=1e-5)

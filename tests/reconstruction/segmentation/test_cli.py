@@ -62,6 +62,22 @@ def test_cli_refuses_a_non_knee_and_a_label_map(tmp_path: Path) -> None:
         assert not (tmp_path / "out").exists()
 
 
-def test_cli_teacher_is_reported_as_unavailable(tmp_path: Path, capsys) -> None:
-    assert main([str(tmp_path / "any.nii.gz"), "--out", str(tmp_path), "--method", "teacher"]) == 2
-    assert "teacher" in capsys.readouterr().err
+def test_cli_teacher_method_writes_meshes_and_refuses_a_non_knee(
+    tmp_path: Path, right_case: PhantomCase
+) -> None:
+    ct_path = write_nifti(right_case.ct, tmp_path / "knee.nii.gz")
+    out = tmp_path / "teacher"
+    assert main([str(ct_path), "--out", str(out), "--method", "teacher"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["method"] == "teacher" and "teacher" in summary["timings_s"]
+    for bone in ("femur", "tibia", "fibula", "patella"):
+        mesh = trimesh.load(out / f"{bone}.stl", force="mesh")
+        assert mesh.is_watertight, bone
+        assert np.linalg.norm(mesh.centroid - right_case.meshes[bone].centroid) < 1.5, bone
+    shape = (60, 60, 80)
+    i, j, _ = np.meshgrid(*[np.arange(n) for n in shape], indexing="ij")
+    rod = ((i - 30) ** 2 + (j - 30) ** 2 <= 20**2).astype(np.float32)
+    path = write_nifti(Volume(rod * 1000.0 - 1000.0, np.eye(4), "CT"), tmp_path / "rod.nii.gz")
+    result = _run([str(path), "--out", str(tmp_path / "rod"), "--method", "teacher"])
+    assert result.returncode == 2 and "no bone" in result.stderr
+    assert not (tmp_path / "rod").exists()

@@ -9,6 +9,7 @@ import torch
 
 from reconstruction.networks.student import StudentConfig
 from reconstruction.networks.teacher import TeacherConfig
+from reconstruction.training.teacher_data import TeacherCase
 from reconstruction.training.train_student import StudentData, StudentRun, StudentTrainer
 from reconstruction.training.train_teacher import TeacherRun, TeacherTrainer, teacher_targets
 
@@ -65,6 +66,19 @@ def test_student_runs_are_deterministic_by_seed(tmp_path: Path, toy_cases) -> No
     assert runs[0] == runs[1]
 
 
+def teacher_cases(toy_cases):
+    """The toy cases as teacher cases; the prior is a plain threshold standing in for the
+    classical method, which refuses a 24-voxel toy."""
+    priors = {seed: (case.ct > 300).astype(np.uint8) for seed, case in toy_cases.items()}
+    cases = {
+        (seed, "clean"): TeacherCase(
+            seed, "clean", case.ct, case.ct_affine, priors[seed], case.points, case.labels
+        )
+        for seed, case in toy_cases.items()
+    }
+    return cases, sorted(cases)[:2], priors
+
+
 def test_teacher_trains_and_its_targets_drive_distillation(tmp_path: Path, toy_cases) -> None:
     run = TeacherRun(
         out=str(tmp_path / "teacher.pt"),
@@ -77,14 +91,16 @@ def test_teacher_trains_and_its_targets_drive_distillation(tmp_path: Path, toy_c
         labelled_fraction=0.5,
         config=TINY_TEACHER.to_dict(),
     )
-    trainer = TeacherTrainer(run, toy_cases)
+    cases, labelled, priors = teacher_cases(toy_cases)
+    trainer = TeacherTrainer(run, cases, labelled)
+    assert len(trainer.labelled) == 2 and len(trainer.unlabelled) == 2
     losses = [trainer.train_step() for _ in range(30)]
     assert np.mean(losses[-6:]) < np.mean(losses[:6])
     trainer.save()
-    resumed = TeacherTrainer(run, toy_cases)
+    resumed = TeacherTrainer(run, cases, labelled)
     resumed.resume(run.out)
     assert resumed.train_step() == trainer.train_step()
-    targets = teacher_targets(trainer.model, toy_cases)
+    targets = teacher_targets(trainer.model, toy_cases, priors=priors)
     seed = next(iter(toy_cases))
     assert targets[seed]["probabilities"].shape == (2000, 5)
     assert targets[seed]["features"].shape == (2000, 8)

@@ -165,3 +165,32 @@ def test_xray_reconstruction_job_stores_bones_from_a_simulated_pair(
     assert reconstruction.status == Reconstruction.Status.DONE
     assert {"femur", "tibia"} <= set(reconstruction.bones.values_list("bone", flat=True))
     assert reconstruction.summary["fraction_of_dense_256"] < 0.05
+
+
+def test_teacher_method_through_the_api_runs_the_shipped_teacher(
+    phantom_ct, isolated_media, django_capture_on_commit_callbacks, client, coordinator
+):
+    case = CaseFactory()
+    client.force_login(coordinator)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.store_ct_volume(case, phantom_ct, "phantom")
+        response = client.post(
+            f"/api/cases/{case.pk}/reconstruct-ct/",
+            {"method": "teacher"},
+            content_type="application/json",
+        )
+    assert response.status_code in (200, 201, 202), response.content
+    reconstruction = Reconstruction.objects.get(case=case)
+    assert reconstruction.method == "ct-teacher"
+    assert reconstruction.status == Reconstruction.Status.DONE, reconstruction.error
+    assert reconstruction.summary["method"] == "teacher"
+    assert "teacher" in reconstruction.summary["timings_s"]
+    bones = BoneModel.objects.filter(reconstruction=reconstruction)
+    assert sorted(bones.values_list("bone", flat=True)) == ["femur", "fibula", "patella", "tibia"]
+    assert all(bone.watertight for bone in bones)
+    rejected = client.post(
+        f"/api/cases/{case.pk}/reconstruct-ct/",
+        {"method": "magic"},
+        content_type="application/json",
+    )
+    assert rejected.status_code == 400
