@@ -10,7 +10,10 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-_LAZY_MODULES = {"analyse_ratings": "evaluation.analysis", "read_ratings_csv": "evaluation.analysis"}
+_LAZY_MODULES = {
+    "analyse_ratings": "evaluation.analysis",
+    "read_ratings_csv": "evaluation.analysis",
+}
 
 
 def __getattr__(name: str) -> Any:
