@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from reconstruction.networks.teacher import CTTeacher, TeacherConfig, prepare_ct
+from reconstruction.phantoms.dataset import case_seeds
 from reconstruction.training.checkpoints import (
     export_model,
     load_checkpoint,
@@ -53,6 +54,7 @@ from reconstruction.training.teacher_data import (
 from reconstruction.volume import Volume
 
 CaseKey = tuple[int, str]  # (seed, condition)
+EXTRA_SEED_START = 1000
 
 
 @dataclass
@@ -65,6 +67,9 @@ class TeacherRun:
     seed: int = 0
     master_seed: int = 2026
     n_train: int = 64
+    # Teacher-only phantoms from spawn index EXTRA_SEED_START on: disjoint from the shared
+    # training seeds and from every held-out seed (those follow the first n_train).
+    n_extra: int = 0
     labelled_fraction: float = 0.2
     consistency_weight: float = 0.5
     light_noise_hu: float = 20.0
@@ -85,6 +90,16 @@ class Crop:
     prior: np.ndarray
     points: np.ndarray
     labels: np.ndarray
+
+
+def teacher_seed_groups(run: TeacherRun) -> list[tuple[list[int], int]]:
+    """(seeds, seed of the labelled choice): the shared training seeds (the same labelled
+    choice as the student's) and, if asked, the teacher-only extra seeds."""
+    groups = [(split_seeds(run.master_seed, run.n_train, 0)["train"], run.master_seed)]
+    if run.n_extra > 0:
+        spawned = case_seeds(run.master_seed, EXTRA_SEED_START + run.n_extra)
+        groups.append((spawned[EXTRA_SEED_START:], run.master_seed + 1))
+    return groups
 
 
 def crop_case(case: TeacherCase, crop_mm: float, rng: np.random.Generator) -> Crop:
@@ -137,9 +152,10 @@ class TeacherTrainer:
 
     @staticmethod
     def _phantom_cases(run: TeacherRun) -> tuple[dict[CaseKey, TeacherCase], list[CaseKey]]:
-        seeds = split_seeds(run.master_seed, run.n_train, 0)["train"]
-        chosen = set(labelled_subset(seeds, run.labelled_fraction, run.master_seed))
-        plan = training_plan(sorted(chosen), [s for s in seeds if s not in chosen])
+        plan = []
+        for seeds, choice_seed in teacher_seed_groups(run):
+            chosen = set(labelled_subset(seeds, run.labelled_fraction, choice_seed))
+            plan += training_plan(sorted(chosen), [s for s in seeds if s not in chosen])
         settings, cache = TeacherDataSettings(), Path(run.cache)
         if run.workers > 1:
             prebuild(plan, settings, cache, run.workers, log=lambda t: print(t, flush=True))

@@ -79,10 +79,12 @@ def _dice_both(seed: int, **options) -> tuple[dict, dict]:
 
 
 def test_shipped_teacher_on_a_clean_held_out_phantom() -> None:
-    """Femur, fibula and patella at least as good as classical; the tibia is close but, over
-    six held-out phantoms, on average 0.3 points below classical (see the model card)."""
+    """Fibula and patella better than classical, femur and tibia within 0.2 points (over six
+    held-out phantoms the two are 0.01-0.02 points below classical on average; model card)."""
     classical, teacher = _dice_both(HELD_OUT[0])
-    for bone in ("femur", "fibula", "patella"):
+    for bone in ("fibula", "patella"):
+        assert teacher[bone] > classical[bone], (bone, teacher, classical)
+    for bone in ("femur", "tibia"):
         assert teacher[bone] >= classical[bone] - 0.002, (bone, teacher, classical)
     assert min(teacher.values()) >= 0.985, teacher
 

@@ -9,6 +9,7 @@ import torch
 
 from reconstruction.networks.student import StudentConfig
 from reconstruction.networks.teacher import TeacherConfig
+from reconstruction.training.data import split_seeds
 from reconstruction.training.teacher_data import TeacherCase
 from reconstruction.training.train_student import StudentData, StudentRun, StudentTrainer
 from reconstruction.training.train_teacher import TeacherRun, TeacherTrainer, teacher_targets
@@ -107,3 +108,13 @@ def test_teacher_trains_and_its_targets_drive_distillation(tmp_path: Path, toy_c
     distilled = student(tmp_path, toy_cases, teacher=targets)
     losses = [distilled.train_step() for _ in range(25)]
     assert all(np.isfinite(losses)) and np.mean(losses[-5:]) < np.mean(losses[:5])
+
+
+def test_teacher_extra_seeds_never_meet_the_shared_split_or_its_held_out_seeds() -> None:
+    from reconstruction.training.train_teacher import teacher_seed_groups
+
+    run = TeacherRun(master_seed=MASTER, n_train=N_TRAIN, n_extra=5)
+    (shared, _), (extra, _) = teacher_seed_groups(run)
+    split = split_seeds(MASTER, N_TRAIN, 50)
+    assert shared == split["train"] and len(extra) == 5
+    assert not set(extra) & (set(split["train"]) | set(split["test"]))
