@@ -227,6 +227,10 @@ class TeacherTrainer:
         self.history = list(state["history"])
         self.rng = restore_rng(state["rng"])
 
+    def initialise_from(self, path: str | Path) -> None:
+        """Fine-tuning: the weights of a checkpoint or export; a fresh optimiser and schedule."""
+        self.model.load_state_dict(load_teacher(path).float().state_dict())
+
     def fit(self, log=print) -> None:
         start = time.perf_counter() - self.elapsed
         window: list[float] = []
@@ -304,6 +308,9 @@ def main(argv: list[str] | None = None) -> int:
         if name != "config":
             parser.add_argument("--" + name.replace("_", "-"), type=type(value), default=value)
     parser.add_argument("--resume", action="store_true")
+    parser.add_argument(
+        "--init", type=Path, default=None, help="start from these weights (fine-tune; new schedule)"
+    )
     parser.add_argument("--targets", type=Path, default=None, help="write distillation targets")
     parser.add_argument("--target-stride", type=int, default=3, help="every n-th bank point")
     parser.add_argument("--export", type=Path, default=None, help="write the shipped model")
@@ -312,6 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = vars(parser.parse_args(argv))
     resume, targets, stride = args.pop("resume"), args.pop("targets"), args.pop("target_stride")
+    init = args.pop("init")
     export, student_cache = args.pop("export"), args.pop("student_cache")
     run = TeacherRun(**args)
     if export is not None:
@@ -336,6 +344,9 @@ def main(argv: list[str] | None = None) -> int:
     if resume and Path(run.out).exists():
         trainer.resume(run.out)
         print(f"resumed at step {trainer.step}", flush=True)
+    elif init is not None:
+        trainer.initialise_from(init)
+        print(f"initialised from {init}", flush=True)
     print(
         f"teacher: {sum(p.numel() for p in trainer.model.parameters()) / 1e6:.3f} M parameters, "
         f"{len(trainer.labelled)} labelled + {len(trainer.unlabelled)} unlabelled cases",

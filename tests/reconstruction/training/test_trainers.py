@@ -98,6 +98,11 @@ def test_teacher_trains_and_its_targets_drive_distillation(tmp_path: Path, toy_c
     losses = [trainer.train_step() for _ in range(30)]
     assert np.mean(losses[-6:]) < np.mean(losses[:6])
     trainer.save()
+    tuned = TeacherTrainer(run, cases, labelled)
+    tuned.initialise_from(run.out)  # fine-tuning starts from the weights, at step 0
+    for mine, theirs in zip(tuned.model.parameters(), trainer.model.parameters(), strict=True):
+        assert torch.equal(mine, theirs)
+    assert tuned.step == 0 and not tuned.optimiser.state
     resumed = TeacherTrainer(run, cases, labelled)
     resumed.resume(run.out)
     assert resumed.train_step() == trainer.train_step()
