@@ -40,6 +40,10 @@ class TeacherConfig:
     hidden: tuple[int, ...] = (128,)
     feature_dim: int = POINT_FEATURE_DIM
     prior: bool = True  # the classical segmentation as input (cascade)
+    # Segmentation decision per bone: a voxel is its most likely bone when that bone's logit
+    # minus the background logit plus this offset is positive. Set on validation phantoms by
+    # training.calibrate_teacher; training and distillation targets do not use it.
+    bone_offsets: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0)
 
     def to_dict(self) -> dict:
         return asdict(self)

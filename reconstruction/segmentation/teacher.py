@@ -53,6 +53,14 @@ def largest_component_per_class(labels: np.ndarray) -> np.ndarray:
     return out
 
 
+def bone_decision(logits: torch.Tensor, offsets: torch.Tensor) -> np.ndarray:
+    """uint8 class per point: the most likely bone where its logit minus the background logit
+    plus that bone's calibrated offset is positive, else background."""
+    best = logits[:, 1:].argmax(-1)
+    margin = logits[:, 1:].gather(1, best[:, None])[:, 0] - logits[:, 0]
+    return torch.where(margin + offsets[best] > 0, best + 1, 0).numpy().astype(np.uint8)
+
+
 def teacher_labels(
     volume: Volume, prior: np.ndarray, model=None
 ) -> tuple[np.ndarray, dict[str, float | int]]:
@@ -64,6 +72,7 @@ def teacher_labels(
     start = time.perf_counter()
     ct = prepare_ct(np.asarray(volume.array, np.float32), affine, model.config, prior)
     to_patient = torch.from_numpy(affine).float()
+    offsets = torch.tensor(model.config.bone_offsets, dtype=torch.float32)
     with torch.inference_mode():
         maps = model.encode(ct)
         encode_s = time.perf_counter() - start
@@ -71,7 +80,7 @@ def teacher_labels(
         def classify(ijk: np.ndarray) -> np.ndarray:
             index = torch.from_numpy(ijk.astype(np.float32))
             points = index @ to_patient[:3, :3].T + to_patient[:3, 3]
-            return model.query(maps, ct, points)[1].argmax(-1).numpy().astype(np.uint8)
+            return bone_decision(model.query(maps, ct, points)[1], offsets)
 
         shape = np.asarray(volume.shape)
         settings = refine_settings(np.asarray(volume.spacing))
