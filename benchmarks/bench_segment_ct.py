@@ -3,7 +3,9 @@
 A 0.7 mm knee phantom is placed in a 512 x 512 x 300 grid (air with noise around the
 body in-plane, edge slices repeated along the limb so the bones run out of the scan as
 in a real one), then `reconstruct_from_ct` runs once for warm-up on a small case and
-once timed. Reports per-stage times, peak memory (peak RSS of the fresh process that runs it, and the
+once timed in a fresh process with the product's allocator setting
+(`reconstruction.runtime.keep_freed_memory`), after a peer run with glibc's defaults. Reports
+per-stage times, peak memory (peak RSS of the fresh process that runs it, and the
 peak of numpy-tracked allocations during the run) and Dice against the phantom labels.
 
     .venv/bin/python benchmarks/bench_segment_ct.py [--seed 7] [--method classical|teacher]
@@ -25,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from reconstruction.phantoms.generator import generate_case
+from reconstruction.runtime import keep_freed_memory
 from reconstruction.segment_ct import reconstruct_from_ct
 from reconstruction.segmentation import BONE_LABELS, segment
 from reconstruction.volume import Volume
@@ -66,17 +69,32 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def timed_run(path: str, affine: np.ndarray, method: str, queue) -> None:
-    """In a fresh process (modules already imported): load the CT, run once, report."""
+def timed_run(path: str, affine: np.ndarray, method: str, keep_memory: bool, queue) -> None:
+    """In a fresh process: set the allocator as the product does (segment_ct, the Celery
+    worker) or leave glibc's defaults, load the CT, run once, report."""
+    if keep_memory:
+        assert keep_freed_memory(), "glibc mallopt unavailable"
     ct = Volume(np.load(path), affine, "CT")
     rss_before = rss_mb()
+    faults_before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     tracemalloc.start()
     start, cpu_start = time.perf_counter(), time.process_time()
     meshes, summary = reconstruct_from_ct(ct, method)
     total, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     _, peak_traced = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    queue.put((meshes, summary, (total, cpu), peak_traced, rss_before, rss_mb()))
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults_before
+    queue.put((meshes, summary, (total, cpu), peak_traced, rss_before, rss_mb(), faults))
+
+
+def run_in_fresh_process(path: str, affine: np.ndarray, method: str, keep_memory: bool):
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    worker = context.Process(target=timed_run, args=(path, affine, method, keep_memory, queue))
+    worker.start()
+    result = queue.get()
+    worker.join()
+    return result
 
 
 def main() -> None:
@@ -86,15 +104,13 @@ def main() -> None:
     args = parser.parse_args()
     case, ct, labels = build_case(args.seed)
     print(f"CT {ct.shape} at {SPACING} mm, {ct.array.nbytes / 1e6:.0f} MB {ct.array.dtype}")
-    context = multiprocessing.get_context("spawn")
-    queue = context.Queue()
     with tempfile.TemporaryDirectory() as folder:
         path = str(Path(folder) / "ct.npy")
         np.save(path, ct.array)
-        worker = context.Process(target=timed_run, args=(path, ct.affine, args.method, queue))
-        worker.start()
-        meshes, summary, (total, cpu), peak_traced, rss_before, rss_after = queue.get()
-        worker.join()
+        # Peer: the same run with glibc's default allocator settings.
+        peer = run_in_fresh_process(path, ct.affine, args.method, keep_memory=False)
+        product = run_in_fresh_process(path, ct.affine, args.method, keep_memory=True)
+    meshes, summary, (total, cpu), peak_traced, rss_before, rss_after, faults = product
 
     print(f"\n{'stage':<24}{'seconds':>10}")
     for stage, seconds in summary["timings_s"].items():
@@ -106,6 +122,10 @@ def main() -> None:
         f"\npeak memory: numpy/python allocations {peak_traced / 1e6:.0f} MB; "
         f"process RSS peak {rss_after:.0f} MB ({rss_before:.0f} MB with the CT loaded)"
     )
+
+    print(f"\n{'allocator':<34}{'total s':>9}{'page faults':>13}{'RSS peak MB':>13}")
+    for name, run in (("glibc defaults (peer)", peer), ("keep freed memory (product)", product)):
+        print(f"{name:<34}{run[2][0]:>9.2f}{run[6]:>13,}{run[5]:>13.0f}")
 
     segmentation = segment(ct, args.method)
     # Dice only: the bones were extended beyond the phantom's field of view, so its

@@ -34,6 +34,7 @@ from reconstruction.inference import RefineResult, RefineSettings, coarse_to_fin
 from reconstruction.io import XrayPair, read_xray_pair
 from reconstruction.io._atomic import write_atomic
 from reconstruction.networks import CLASS_NAMES
+from reconstruction.runtime import keep_freed_memory
 
 if TYPE_CHECKING:  # torch, trimesh and the meshing stack load lazily: bad input fails fast
     import trimesh
@@ -235,6 +236,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    keep_freed_memory()
     try:
         start = time.perf_counter()
         pair = read_xray_pair(args.pair)

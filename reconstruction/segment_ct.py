@@ -29,6 +29,7 @@ from reconstruction.meshing import (
     export_mesh,
     mesh_from_mask,
 )
+from reconstruction.runtime import keep_freed_memory
 from reconstruction.segmentation import BONE_LABELS, segment
 from reconstruction.segmentation.interface import ProgressCallback
 from reconstruction.volume import Volume
@@ -116,6 +117,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    keep_freed_memory()
     with tqdm(total=100, desc="segment_ct", unit="%", file=sys.stderr) as bar:
 
         def progress(stage: str, fraction: float) -> None:

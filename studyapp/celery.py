@@ -3,6 +3,9 @@
 import os
 
 from celery import Celery
+from celery.signals import worker_init
+
+from reconstruction.runtime import keep_freed_memory
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "studyapp.settings")
 
@@ -24,3 +27,7 @@ def _ensure_filesystem_broker_folders() -> None:
 
 
 app.on_after_configure.connect(lambda sender, **_: _ensure_filesystem_broker_folders(), weak=False)
+
+
+# Reconstruction jobs allocate CT-sized temporaries; reuse freed memory (reconstruction.runtime).
+worker_init.connect(lambda **_: keep_freed_memory(), weak=False)  # forked children inherit it
