@@ -3,10 +3,9 @@
 Every numpy/torch temporary of a clinical CT is tens to hundreds of MB. glibc serves such
 blocks with mmap and returns them to the kernel on free, so the next one is faulted in again,
 page by page. In a VM whose memory the host backs lazily, a fault costs tens of
-microseconds: on this 2-core machine the teacher path on a 512 x 512 x 300 CT made 3.9 M
-page faults and spent 61 s in the kernel. Keeping freed memory in the heap for reuse took
-it to 1.1 M faults and the end-to-end time from 36.9 s to 17.3 s, for about 1.3 GB more
-peak RSS (benchmarks/bench_segment_ct.py).
+microseconds: on this 2-core machine the teacher path on a 512 x 512 x 300 CT took 26.1 s
+with 1.72 M page faults; keeping freed memory in the heap for reuse took it to 17.6 s and
+0.64 M faults, for a peak RSS of 3.8 GB instead of 2.2 GB (benchmarks/bench_segment_ct.py).
 """
 
 from __future__ import annotations
