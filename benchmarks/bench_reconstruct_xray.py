@@ -8,7 +8,7 @@ worker keeps it); the first run's load time is reported separately. Also the sam
 with a dense lattice at 0.5 mm would need `dense_0.5mm` evaluations (reported, not run).
 
     .venv/bin/python benchmarks/bench_reconstruct_xray.py --testset var/cache/testset \
-        [--pairs 5] [--threads 1]
+        [--pairs 5] [--threads 1] [--glibc-defaults]
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from reconstruction.reconstruct_xray import (  # noqa: E402
     load_student,
     reconstruct_from_xray,
 )
+from reconstruction.runtime import keep_freed_memory  # noqa: E402
 
 
 def pair_directories(testset: Path, count: int) -> list[Path]:
@@ -46,7 +47,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pairs", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument(
+        "--glibc-defaults",
+        action="store_true",
+        help="leave glibc's allocator settings (the product keeps freed memory for reuse)",
+    )
     args = parser.parse_args(argv)
+    if not args.glibc_defaults:
+        keep_freed_memory()  # as reconstruct_xray's CLI and the Celery worker do
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
     load_student()
@@ -71,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     result = {
         "threads": args.threads,
+        "allocator": "glibc defaults" if args.glibc_defaults else "keep freed memory",
         "model_load_s": round(load_seconds, 2),
         "median_seconds": statistics.median(r["seconds"] for r in rows),
         "max_seconds": max(r["seconds"] for r in rows),
