@@ -53,11 +53,17 @@ def largest_component_per_class(labels: np.ndarray) -> np.ndarray:
     return out
 
 
+def bone_margin(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per point: the most likely bone (0..3 for femur..patella) and its logit minus the
+    background logit."""
+    best = logits[:, 1:].argmax(-1)
+    return best, logits[:, 1:].gather(1, best[:, None])[:, 0] - logits[:, 0]
+
+
 def bone_decision(logits: torch.Tensor, offsets: torch.Tensor) -> np.ndarray:
     """uint8 class per point: the most likely bone where its logit minus the background logit
     plus that bone's calibrated offset is positive, else background."""
-    best = logits[:, 1:].argmax(-1)
-    margin = logits[:, 1:].gather(1, best[:, None])[:, 0] - logits[:, 0]
+    best, margin = bone_margin(logits)
     return torch.where(margin + offsets[best] > 0, best + 1, 0).numpy().astype(np.uint8)
 
 

@@ -26,13 +26,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from reconstruction.segmentation.teacher import bone_margin
 from reconstruction.training.checkpoints import load_checkpoint, save_checkpoint
 from reconstruction.training.data import split_seeds
 
 BONES = ("femur", "tibia", "fibula", "patella")
 TEST_CASES = 6  # `evaluate teacher` uses the first 6 held-out seeds; validation follows them
 OFFSETS = np.round(np.arange(-2.0, 2.01, 0.25), 2)
-CONDITIONS = ("clean", "low_dose", "metal")
+CONDITIONS = ("clean", "low_dose_0.1", "metal")  # training.evaluate.teacher_conditions
 TOLERANCE = 1e-4  # Dice (0.01 points): smaller gains on 6 cases are noise
 
 
@@ -53,10 +54,9 @@ class Margins:
 
 def voxel_margins(logits: torch.Tensor | np.ndarray, truth: np.ndarray) -> Margins:
     truth = np.asarray(truth, dtype=np.uint8)
-    logits = np.asarray(logits, dtype=np.float32).reshape(*truth.shape, 5)
-    best = (np.argmax(logits[..., 1:], axis=-1) + 1).astype(np.uint8)
-    margin = np.take_along_axis(logits, best[..., None].astype(np.int64), -1)[..., 0]
-    return Margins(best, margin - logits[..., 0], truth)
+    best, margin = bone_margin(torch.as_tensor(logits, dtype=torch.float32).reshape(-1, 5))
+    best = (best.numpy() + 1).astype(np.uint8).reshape(truth.shape)
+    return Margins(best, margin.numpy().reshape(truth.shape), truth)
 
 
 def dice_by_offset(case: Margins, offsets: np.ndarray) -> np.ndarray:
@@ -92,12 +92,12 @@ def best_offsets(tables: list[np.ndarray], offsets: np.ndarray) -> tuple[np.ndar
 def case_margins(model, seed: int, condition: str, chunk: int = 65536) -> Margins:
     """Dense teacher logits at every CT voxel centre of one validation phantom."""
     from reconstruction.networks.teacher import prepare_ct
-    from reconstruction.phantoms.findings import Findings
     from reconstruction.phantoms.generator import generate_case
     from reconstruction.segmentation import segment
+    from reconstruction.training.evaluate import teacher_conditions
 
-    options = {"clean": {}, "low_dose": {"dose": 0.1}, "metal": {"findings": Findings(metal=True)}}
-    case = generate_case(seed, spacing=(1.0, 1.0, 1.0), with_meshes=False, **options[condition])
+    options = teacher_conditions()[condition]
+    case = generate_case(seed, spacing=(1.0, 1.0, 1.0), with_meshes=False, **options)
     volume = case.ct
     prior = np.asarray(segment(volume).labels.array)
     affine = np.asarray(volume.affine, dtype=np.float32)
@@ -110,14 +110,19 @@ def case_margins(model, seed: int, condition: str, chunk: int = 65536) -> Margin
     return voxel_margins(logits, np.asarray(case.labels.array))
 
 
-def cached_margins(model, model_path: Path, seed: int, condition: str, cache: Path) -> Margins:
-    """`case_margins`, kept per model file content (the offset does not change the logits)."""
+def weights_digest(model_path: Path) -> str:
+    """Content hash of a model's weights (not its config: the offsets do not change logits)."""
     state = load_checkpoint(model_path)
     weights = state["weights"] if "weights" in state else state["model"]
     digest = hashlib.sha256()
     for name in sorted(weights):
         digest.update(name.encode() + weights[name].cpu().numpy().tobytes())
-    path = cache / f"{digest.hexdigest()[:16]}_{seed}_{condition}.npz"
+    return digest.hexdigest()[:16]
+
+
+def cached_margins(model, digest: str, seed: int, condition: str, cache: Path) -> Margins:
+    """`case_margins`, kept per model weights, seed and condition."""
+    path = cache / f"{digest}_{seed}_{condition}.npz"
     if path.exists():
         with np.load(path) as stored:
             return Margins(stored["best_bone"], stored["margin"], stored["truth"])
@@ -151,10 +156,10 @@ def main(argv: list[str] | None = None) -> int:
     if any(model.config.bone_offsets):
         print("note: the model's current offsets are ignored while calibrating")
     seeds = validation_seeds(args.cases)
-    cases, start = [], time.perf_counter()
+    cases, start, digest = [], time.perf_counter(), weights_digest(args.model)
     for index, seed in enumerate(seeds):
         condition = CONDITIONS[index % len(CONDITIONS)]
-        cases.append(cached_margins(model, args.model, seed, condition, args.cache))
+        cases.append(cached_margins(model, digest, seed, condition, args.cache))
         print(
             f"[{index + 1}/{len(seeds)}] seed {seed} {condition} {time.perf_counter() - start:.0f} s"
         )

@@ -171,24 +171,29 @@ def label_dice(truth: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
     return out
 
 
+def teacher_conditions() -> dict[str, dict]:
+    """The CT conditions of the teacher's evaluation and calibration: generate_case options."""
+    from reconstruction.phantoms.findings import Findings
+
+    return {
+        "clean": {},
+        "low_dose_0.1": {"dose": 0.1},
+        "metal": {"findings": Findings(metal=True)},
+    }
+
+
 def evaluate_teacher(teacher_path: str, seeds: list[int]) -> dict:
     """Teacher vs the classical segmentation, voxel Dice on held-out phantom CTs: clean
     (the generator's default dose), low dose (0.1 x, noisier CT) and with a metal implant.
     The teacher's time includes the classical pass it starts from."""
-    from reconstruction.phantoms.findings import Findings
     from reconstruction.segmentation import segment
     from reconstruction.segmentation.teacher import teacher_labels
     from reconstruction.training.train_teacher import load_teacher
 
     model = load_teacher(teacher_path)
-    conditions = {
-        "clean": {},
-        "low_dose_0.1": {"dose": 0.1},
-        "metal": {"findings": Findings(metal=True)},
-    }
     rows = []
     for seed in seeds:
-        for name, options in conditions.items():
+        for name, options in teacher_conditions().items():
             case = generate_case(seed, spacing=(1.0, 1.0, 1.0), with_meshes=False, **options)
             truth = np.asarray(case.labels.array)
             start = time.perf_counter()
