@@ -151,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, default=Path("var/cache/calibration"))
     parser.add_argument("--write", action="store_true", help="store the offset in the model")
     args = parser.parse_args(argv)
+    if not args.model.is_file():
+        parser.error(f"no model file at {args.model}")
     torch.set_num_threads(args.threads)
     model = load_teacher(args.model)
     if any(model.config.bone_offsets):

@@ -320,6 +320,8 @@ def main(argv: list[str] | None = None) -> int:
     args = vars(parser.parse_args(argv))
     resume, targets, stride = args.pop("resume"), args.pop("targets"), args.pop("target_stride")
     init = args.pop("init")
+    if init is not None and not init.is_file():
+        parser.error(f"--init: no model file at {init}")
     export, student_cache = args.pop("export"), args.pop("student_cache")
     run = TeacherRun(**args)
     if export is not None:

@@ -77,3 +77,15 @@ def test_the_shipped_teacher_carries_its_calibration_and_provenance() -> None:
     calibration = load_checkpoint(SHIPPED)["metadata"]["calibration"]
     assert len(model.config.bone_offsets) == 4 and any(model.config.bone_offsets)
     assert calibration["validation_seeds"] == validation_seeds(6)
+
+
+def test_missing_model_files_are_refused_with_a_clear_message(tmp_path: Path, capsys) -> None:
+    from reconstruction.training import calibrate_teacher, train_teacher
+
+    missing = tmp_path / "nothing.pt"
+    with pytest.raises(SystemExit) as exit_info:
+        calibrate_teacher.main(["--model", str(missing)])
+    assert exit_info.value.code == 2 and "no model file" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        train_teacher.main(["--out", str(tmp_path / "run.pt"), "--init", str(missing)])
+    assert exit_info.value.code == 2 and "no model file" in capsys.readouterr().err
