@@ -360,6 +360,14 @@ def baseline_rater(
         client.close()
 
 
+def is_doubled(rater_index: int, position: int, duplicate_every: int) -> bool:
+    """One submission in `duplicate_every` is sent twice, at positions that shift with the
+    rater: the doubles are spread over the run. (Choosing by a global submission number put
+    every rater's double at the same positions when the items per rater were a multiple of
+    `duplicate_every`, so all raters doubled at the same moments: bursts of twice the load.)"""
+    return bool(duplicate_every) and (position + rater_index) % duplicate_every == 0
+
+
 def _submit(
     client: Client, phase: Phase, assignment: int, body: dict, out: list, tag: str = ""
 ) -> None:
@@ -401,8 +409,7 @@ def submit_rater(
                 "active_seconds": round(rng.uniform(5, 60), 1),
             }
             results: list = []
-            number = rater.index * len(rater.assignments) + position
-            if duplicate_every and number % duplicate_every == 0:
+            if is_doubled(rater.index, position, duplicate_every):
                 # The same key twice at once, as a double click or a retried request.
                 other = threading.Thread(
                     target=_submit, args=(twin, phase, assignment, body, results, DUPLICATE)

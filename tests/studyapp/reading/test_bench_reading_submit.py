@@ -12,7 +12,7 @@ import pytest
 SCRIPT = Path(__file__).resolve().parents[3] / "benchmarks" / "bench_reading_submit.py"
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 
-pytestmark = pytest.mark.skipif(
+needs_postgres = pytest.mark.skipif(
     not DATABASE_URL.startswith(("postgres://", "postgresql://")),
     reason="the benchmark creates its own PostgreSQL database (set DATABASE_URL=postgres://...)",
 )
@@ -27,6 +27,7 @@ def _bench():
     return module
 
 
+@needs_postgres
 def test_tiny_run_stores_every_answer_once_audits_it_and_drops_its_database():
     bench = _bench()
     result = bench.run_benchmark(
@@ -64,3 +65,16 @@ def _leftover_databases(bench) -> list:
             "SELECT datname FROM pg_database WHERE datname LIKE %s",
             (f"kneestudy_bench_{os.getpid()}_%",),
         ).fetchall()
+
+
+def test_doubled_submissions_are_one_in_n_and_spread_over_the_positions():
+    spec = importlib.util.spec_from_file_location("bench_reading_submit_plan", SCRIPT)
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = bench
+    spec.loader.exec_module(bench)
+    raters, items, every = 50, 20, 10
+    doubled = [[bench.is_doubled(r, p, every) for p in range(items)] for r in range(raters)]
+    assert sum(map(sum, doubled)) == raters * items // every
+    per_position = [sum(row[p] for row in doubled) for p in range(items)]
+    assert max(per_position) == raters // every  # never all raters at the same step
+    assert not any(bench.is_doubled(r, p, 0) for r in range(3) for p in range(3))
