@@ -11,7 +11,7 @@ Afterwards the database is checked: one answer per reader x item x question x ro
 the value sent, one submission per assignment and one audit row per answer created.
 
 Run: .venv/bin/python benchmarks/bench_reading_submit.py [--raters 50] [--items-per-rater 20]
-     [--workers 3] [--think-ms 1000]   (needs PostgreSQL; server set by --database-url or
+     [--workers 3] [--think-ms 1000] [--runs 1]   (needs PostgreSQL; server set by --database-url or
      DATABASE_URL, default postgres://postgres@127.0.0.1:5432/postgres). The benchmark
      database and the server are removed at the end, also on error.
 """
@@ -702,7 +702,7 @@ def print_report(result: Result, args: argparse.Namespace) -> None:
         if phase.errors:
             print(f"{phase.name}: statuses {dict(phase.statuses)} (retried with the same key)")
     print("integrity: " + ", ".join(f"{k}={v}" for k, v in result.integrity.items()))
-    timing_ok = sub["p95"] <= LIMIT_P95_MS and sub["errors"] == 0
+    timing_ok = timing_passed(result)
     print(
         f"limits: submit p95 <= {LIMIT_P95_MS:.0f} ms and no errors -> "
         f"{'PASS' if timing_ok else 'FAIL'}; integrity -> {'PASS' if result.integrity_ok else 'FAIL'}"
@@ -710,6 +710,26 @@ def print_report(result: Result, args: argparse.Namespace) -> None:
     failed = any(p.errors for p in [*result.baselines, result.submit]) or not result.integrity_ok
     if failed and result.server_log_tail.strip():
         print("server log (tail):\n" + result.server_log_tail)
+
+
+def timing_passed(result: Result) -> bool:
+    row = result.submit.row()
+    return row["p95"] <= LIMIT_P95_MS and row["errors"] == 0
+
+
+def print_summary(results: list[Result]) -> None:
+    """Run-to-run spread: one line per run, then how many runs met the limits."""
+    print(f"\nsummary of {len(results)} runs (submit latency in ms)")
+    print(f"{'run':>4}{'p50':>8}{'p95':>8}{'p99':>8}{'max':>9}  timing  integrity")
+    for number, result in enumerate(results, start=1):
+        row = result.submit.row()
+        print(
+            f"{number:>4}{row['p50']:>8.1f}{row['p95']:>8.1f}{row['p99']:>8.1f}{row['max']:>9.1f}"
+            f"  {'PASS' if timing_passed(result) else 'FAIL':<6}  "
+            f"{'PASS' if result.integrity_ok else 'FAIL'}"
+        )
+    passed = sum(timing_passed(r) and r.integrity_ok for r in results)
+    print(f"{passed} of {len(results)} runs met p95 <= {LIMIT_P95_MS:.0f} ms with intact data")
 
 
 def machine_load() -> str:
@@ -730,21 +750,31 @@ def main() -> None:
     parser.add_argument(
         "--client-processes", type=int, default=4, help="load generator processes (1: threads only)"
     )
-    args = parser.parse_args()
-    print(f"before: {machine_load()}")
-    result = run_benchmark(
-        args.raters,
-        args.items_per_rater,
-        args.workers,
-        args.threads,
-        args.think_ms,
-        args.duplicates,
-        args.database_url,
-        args.max_seconds,
-        args.client_processes,
+    parser.add_argument(
+        "--runs", type=int, default=1, help="repeat with a fresh database and server each time"
     )
-    print_report(result, args)
-    print(f"after: {machine_load()}")
+    args = parser.parse_args()
+    results = []
+    for number in range(1, args.runs + 1):
+        if args.runs > 1:
+            print(f"\n=== run {number} of {args.runs}")
+        print(f"before: {machine_load()}")
+        result = run_benchmark(
+            args.raters,
+            args.items_per_rater,
+            args.workers,
+            args.threads,
+            args.think_ms,
+            args.duplicates,
+            args.database_url,
+            args.max_seconds,
+            args.client_processes,
+        )
+        print_report(result, args)
+        print(f"after: {machine_load()}")
+        results.append(result)
+    if args.runs > 1:
+        print_summary(results)
 
 
 if __name__ == "__main__":

@@ -78,3 +78,27 @@ def test_doubled_submissions_are_one_in_n_and_spread_over_the_positions():
     per_position = [sum(row[p] for row in doubled) for p in range(items)]
     assert max(per_position) == raters // every  # never all raters at the same step
     assert not any(bench.is_doubled(r, p, 0) for r in range(3) for p in range(3))
+
+
+def test_the_summary_counts_only_runs_within_the_limit_and_with_intact_data(capsys) -> None:
+    spec = importlib.util.spec_from_file_location("bench_reading_submit_summary", SCRIPT)
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = bench
+    spec.loader.exec_module(bench)
+    intact = {
+        "answers_expected": 3, "answers_stored": 3, "audit_creates": 3, "submissions": 1,
+        "submissions_expected": 1, "lost": 0, "wrong_value": 0, "unexpected": 0,
+        "duplicated": 0, "duplicate_pairs_differing": 0, "not_accepted": 0,
+        "assignments_unsubmitted": 0,
+    }  # fmt: skip
+
+    def run(latencies: list[float], check: dict) -> object:
+        phase = bench.Phase("submit", latencies_ms=latencies, tags=[""] * len(latencies))
+        phase.statuses.update({200: len(latencies)})
+        return bench.Result([], phase, check, 0.0)
+
+    fast, slow = [10.0] * 100, [10.0] * 90 + [80.0] * 10
+    bench.print_summary([run(fast, intact), run(slow, intact), run(fast, {**intact, "lost": 1})])
+    out = capsys.readouterr().out
+    assert "1 of 3 runs met p95 <= 50 ms" in out
+    assert out.count("FAIL") == 2
