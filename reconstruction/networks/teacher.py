@@ -44,6 +44,10 @@ class TeacherConfig:
     # minus the background logit plus this offset is positive. Set on validation phantoms by
     # training.calibrate_teacher; training and distillation targets do not use it.
     bone_offsets: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0)
+    # Where that decision differs from the classical label, the classical label stays unless
+    # |margin + offset| reaches this gate (segmentation.teacher.gated_labels); also set by
+    # training.calibrate_teacher. Zeros: the network's decision everywhere.
+    bone_gates: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0)
 
     def to_dict(self) -> dict:
         return asdict(self)

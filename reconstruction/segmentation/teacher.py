@@ -60,11 +60,51 @@ def bone_margin(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return best, logits[:, 1:].gather(1, best[:, None])[:, 0] - logits[:, 0]
 
 
-def bone_decision(logits: torch.Tensor, offsets: torch.Tensor) -> np.ndarray:
+def bone_decision(
+    logits: torch.Tensor,
+    offsets: torch.Tensor,
+    prior: np.ndarray | None = None,
+    gates: np.ndarray | None = None,
+) -> np.ndarray:
     """uint8 class per point: the most likely bone where its logit minus the background logit
-    plus that bone's calibrated offset is positive, else background."""
+    plus that bone's calibrated offset is positive, else background; with the classical
+    labels `prior` and per-bone `gates`, see `gated_labels`."""
     best, margin = bone_margin(logits)
-    return torch.where(margin + offsets[best] > 0, best + 1, 0).numpy().astype(np.uint8)
+    score = (margin + offsets[best]).numpy()
+    return gated_labels((best + 1).numpy().astype(np.uint8), score, prior, gates)
+
+
+def gated_labels(
+    best_bone: np.ndarray,
+    score: np.ndarray,
+    prior: np.ndarray | None = None,
+    gates: np.ndarray | None = None,
+) -> np.ndarray:
+    """The one decision rule. `best_bone` (1..4) is the most likely bone and `score` its
+    logit margin over background plus its offset: the network calls that bone where the
+    score is positive. Where the network's call differs from the classical label `prior`,
+    the classical label stays unless the network is sure, |score| >= the gate of the bone
+    concerned (the network's bone, or the classical one where the network calls background).
+    The cascade thus changes the classical labels only where it is confident; zero gates
+    give the network's own call everywhere."""
+    labels = np.where(score > 0, best_bone, 0).astype(np.uint8)
+    if prior is None or gates is None or not np.any(gates):
+        return labels
+    prior = np.asarray(prior, dtype=np.uint8)
+    concerned = np.where(labels > 0, labels, prior)  # 0 only where both say background
+    gate = np.concatenate([[0.0], np.asarray(gates, dtype=np.float32)])[concerned]
+    keep_classical = (labels != prior) & (np.abs(score) < gate)
+    return np.where(keep_classical, prior, labels).astype(np.uint8)
+
+
+def prior_at(prior: np.ndarray, ijk: np.ndarray) -> np.ndarray:
+    """The classical label at voxel-index lattice nodes; nodes outside the volume (the
+    coarse lattice may overhang it) are background."""
+    index = np.rint(ijk).astype(np.int64)
+    inside = np.all((index >= 0) & (index < np.asarray(prior.shape)), axis=1)
+    out = np.zeros(len(index), dtype=np.uint8)
+    out[inside] = prior[tuple(index[inside].T)]
+    return out
 
 
 def teacher_labels(
@@ -79,6 +119,8 @@ def teacher_labels(
     ct = prepare_ct(np.asarray(volume.array, np.float32), affine, model.config, prior)
     to_patient = torch.from_numpy(affine).float()
     offsets = torch.tensor(model.config.bone_offsets, dtype=torch.float32)
+    gates = np.asarray(model.config.bone_gates, dtype=np.float32)
+    prior = np.asarray(prior, dtype=np.uint8)
     with torch.inference_mode():
         maps = model.encode(ct)
         encode_s = time.perf_counter() - start
@@ -86,7 +128,8 @@ def teacher_labels(
         def classify(ijk: np.ndarray) -> np.ndarray:
             index = torch.from_numpy(ijk.astype(np.float32))
             points = index @ to_patient[:3, :3].T + to_patient[:3, 3]
-            return bone_decision(model.query(maps, ct, points)[1], offsets)
+            logits = model.query(maps, ct, points)[1]
+            return bone_decision(logits, offsets, prior_at(prior, ijk), gates)
 
         shape = np.asarray(volume.shape)
         settings = refine_settings(np.asarray(volume.spacing))

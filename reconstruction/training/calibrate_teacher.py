@@ -9,6 +9,14 @@ set uses (spawn positions after the test seeds), each maximising the median voxe
 its bone over the validation cases, and are stored in the shipped model's config
 (`bone_offsets`). Distillation targets ignore them.
 
+Then, with those offsets, one gate per bone: where the network's call differs from the
+classical label (the cascade's input), the classical label stays unless the network's score
+reaches the gate (`segmentation.teacher.gated_labels`). Each gate is chosen by the same rule
+on the same validation cases and stored as `bone_gates`.
+
+Every validation seed is used in all three CT conditions (clean, low dose, metal); a case the
+classical method refuses is skipped (the teacher refuses it too) and listed.
+
 Run: python -m reconstruction.training.calibrate_teacher --model reconstruction/models/teacher.pt
      [--cases 6] [--write]
 """
@@ -26,13 +34,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from reconstruction.segmentation.teacher import bone_margin
+from reconstruction.errors import ImagingError
+from reconstruction.segmentation.teacher import bone_margin, gated_labels
 from reconstruction.training.checkpoints import load_checkpoint, save_checkpoint
 from reconstruction.training.data import split_seeds
 
 BONES = ("femur", "tibia", "fibula", "patella")
 TEST_CASES = 6  # `evaluate teacher` uses the first 6 held-out seeds; validation follows them
 OFFSETS = np.round(np.arange(-2.0, 2.01, 0.25), 2)
+GATES = np.array([0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 6.0])
 CONDITIONS = ("clean", "low_dose_0.1", "metal")  # training.evaluate.teacher_conditions
 TOLERANCE = 1e-4  # Dice (0.01 points): smaller gains on 6 cases are noise
 
@@ -45,42 +55,56 @@ def validation_seeds(count: int, master_seed: int = 2026, n_train: int = 64) -> 
 @dataclass
 class Margins:
     """Per voxel of one CT: the best bone class and its logit minus the background logit,
-    with the true labels."""
+    with the true labels and the classical labels (the cascade's input)."""
 
     best_bone: np.ndarray  # uint8, 1..4
     margin: np.ndarray  # float32
     truth: np.ndarray  # uint8, 0..4
+    prior: np.ndarray  # uint8, 0..4
+
+    def dice(self, offsets: np.ndarray, gates: np.ndarray | None = None) -> np.ndarray:
+        """(4,) voxel Dice per bone of the segmentation's labels with per-bone offsets (and
+        gates), after the largest component per bone as the segmentation does."""
+        from reconstruction.segmentation.teacher import largest_component_per_class
+
+        score = self.margin + np.asarray(offsets, dtype=np.float32)[self.best_bone - 1]
+        labels = largest_component_per_class(gated_labels(self.best_bone, score, self.prior, gates))
+        dice = np.zeros(len(BONES))
+        for column, bone in enumerate(range(1, 5)):
+            predicted, true = labels == bone, self.truth == bone
+            size = np.count_nonzero(predicted) + np.count_nonzero(true)
+            dice[column] = 2 * np.count_nonzero(predicted & true) / max(1, size)
+        return dice
 
 
-def voxel_margins(logits: torch.Tensor | np.ndarray, truth: np.ndarray) -> Margins:
+def voxel_margins(
+    logits: torch.Tensor | np.ndarray, truth: np.ndarray, prior: np.ndarray | None = None
+) -> Margins:
     truth = np.asarray(truth, dtype=np.uint8)
+    prior = np.zeros_like(truth) if prior is None else np.asarray(prior, dtype=np.uint8)
     best, margin = bone_margin(torch.as_tensor(logits, dtype=torch.float32).reshape(-1, 5))
     best = (best.numpy() + 1).astype(np.uint8).reshape(truth.shape)
-    return Margins(best, margin.numpy().reshape(truth.shape), truth)
+    return Margins(best, margin.numpy().reshape(truth.shape), truth, prior)
 
 
 def dice_by_offset(case: Margins, offsets: np.ndarray) -> np.ndarray:
-    """(offsets, 4) voxel Dice of each bone of one case when that bone gets each offset. The
-    segmentation's own rule (`segmentation.teacher.bone_decision`, then the largest component
-    per bone) makes each bone's Dice depend on its own offset only."""
-    from reconstruction.segmentation.teacher import largest_component_per_class
+    """(offsets, 4) voxel Dice of each bone of one case when that bone gets each offset (no
+    gates). The segmentation's own rule (`segmentation.teacher.gated_labels`, then the
+    largest component per bone) makes each bone's Dice depend on its own offset only."""
+    return np.stack([case.dice(np.full(len(BONES), offset)) for offset in offsets])
 
-    table = np.zeros((len(offsets), len(BONES)))
-    for row, offset in enumerate(offsets):
-        labels = np.where(case.margin + offset > 0, case.best_bone, 0).astype(np.uint8)
-        labels = largest_component_per_class(labels)
-        for column, bone in enumerate(range(1, 5)):
-            predicted, true = labels == bone, case.truth == bone
-            size = np.count_nonzero(predicted) + np.count_nonzero(true)
-            table[row, column] = 2 * np.count_nonzero(predicted & true) / max(1, size)
-    return table
+
+def dice_by_gate(case: Margins, offsets: np.ndarray, gates: np.ndarray) -> np.ndarray:
+    """(gates, 4) voxel Dice of each bone of one case with the given offsets when every bone
+    gets each gate. A bone's Dice depends on its own gate except where bones touch."""
+    return np.stack([case.dice(offsets, np.full(len(BONES), gate)) for gate in gates])
 
 
 def best_offsets(tables: list[np.ndarray], offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per bone, the offset of the highest median Dice over the cases (one failed case does
-    not set every case's threshold). Offsets within TOLERANCE of the best count as ties and
-    the one nearest zero wins: a flat curve keeps the network's own decision. Returns the
-    offsets and the (offsets, 4) median table."""
+    """Per bone, the value (offset or gate) of the highest median Dice over the cases (one
+    failed case does not set every case's threshold). Values within TOLERANCE of the best
+    count as ties and the one nearest zero wins: a flat curve keeps the network's own
+    decision. Returns the values and the (values, 4) median table."""
     median = np.median(np.stack(tables), axis=0)
     chosen = []
     for column in range(median.shape[1]):
@@ -107,7 +131,7 @@ def case_margins(model, seed: int, condition: str, chunk: int = 65536) -> Margin
     with torch.inference_mode():
         maps = model.encode(ct)
         logits = torch.cat([model.query(maps, ct, p)[1] for p in points.split(chunk)])
-    return voxel_margins(logits, np.asarray(case.labels.array))
+    return voxel_margins(logits, np.asarray(case.labels.array), prior)
 
 
 def weights_digest(model_path: Path) -> str:
@@ -122,23 +146,55 @@ def weights_digest(model_path: Path) -> str:
 
 def cached_margins(model, digest: str, seed: int, condition: str, cache: Path) -> Margins:
     """`case_margins`, kept per model weights, seed and condition."""
-    path = cache / f"{digest}_{seed}_{condition}.npz"
+    path = cache / f"{digest}_{seed}_{condition}_v2.npz"
     if path.exists():
         with np.load(path) as stored:
-            return Margins(stored["best_bone"], stored["margin"], stored["truth"])
+            return Margins(*(stored[name] for name in ("best_bone", "margin", "truth", "prior")))
     margins = case_margins(model, seed, condition)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_suffix(".tmp.npz")
-    np.savez(temporary, best_bone=margins.best_bone, margin=margins.margin, truth=margins.truth)
+    np.savez(temporary, **vars(margins))
     os.replace(temporary, path)
     return margins
 
 
-def write_offsets(model_path: Path, offsets: list[float], provenance: dict) -> None:
+def write_offsets(
+    model_path: Path, offsets: list[float], provenance: dict, gates: list[float] | None = None
+) -> None:
     state = load_checkpoint(model_path)
-    state["config"] = {**state["config"], "bone_offsets": list(offsets)}
+    gates = list(gates) if gates is not None else [0.0] * len(BONES)
+    state["config"] = {**state["config"], "bone_offsets": list(offsets), "bone_gates": gates}
     state.setdefault("metadata", {})["calibration"] = provenance
     save_checkpoint(model_path, state)
+
+
+def validation_cases(
+    model, digest: str, seeds: list[int], cache: Path
+) -> tuple[list[Margins], list[tuple[int, str]], list[dict]]:
+    """Every seed in every condition; the cases the classical method refuses are listed."""
+    cases, used, skipped, start = [], [], [], time.perf_counter()
+    for index, seed in enumerate(seeds):
+        for condition in CONDITIONS:
+            try:
+                cases.append(cached_margins(model, digest, seed, condition, cache))
+                used.append((seed, condition))
+                note = ""
+            except ImagingError as error:
+                skipped.append({"seed": seed, "condition": condition, "error": str(error)})
+                note = f" skipped: {error}"
+            print(
+                f"[{index + 1}/{len(seeds)}] seed {seed} {condition} "
+                f"{time.perf_counter() - start:.0f} s{note}",
+                flush=True,
+            )
+    return cases, used, skipped
+
+
+def print_table(title: str, values: np.ndarray, median: np.ndarray) -> None:
+    print(f"median voxel Dice % over the validation cases\n| {title} | " + " | ".join(BONES) + " |")
+    print("|---" * 5 + "|")
+    for row, value in enumerate(values):
+        print(f"| {value:+.2f} | " + " | ".join(f"{100 * d:.3f}" for d in median[row]) + " |")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -155,40 +211,36 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"no model file at {args.model}")
     torch.set_num_threads(args.threads)
     model = load_teacher(args.model)
-    if any(model.config.bone_offsets):
-        print("note: the model's current offsets are ignored while calibrating")
+    if any(model.config.bone_offsets) or any(model.config.bone_gates):
+        print("note: the model's current offsets and gates are ignored while calibrating")
     seeds = validation_seeds(args.cases)
-    cases, start, digest = [], time.perf_counter(), weights_digest(args.model)
-    for index, seed in enumerate(seeds):
-        condition = CONDITIONS[index % len(CONDITIONS)]
-        cases.append(cached_margins(model, digest, seed, condition, args.cache))
-        print(
-            f"[{index + 1}/{len(seeds)}] seed {seed} {condition} {time.perf_counter() - start:.0f} s"
-        )
-    tables = [dice_by_offset(case, OFFSETS) for case in cases]
-    chosen, median = best_offsets(tables, OFFSETS)
-    zero = int(np.argmin(np.abs(OFFSETS)))
-    print("median voxel Dice % over the validation cases\n| offset | " + " | ".join(BONES) + " |")
-    print("|---" * 5 + "|")
-    for row, offset in enumerate(OFFSETS):
-        print(f"| {offset:+.2f} | " + " | ".join(f"{100 * d:.3f}" for d in median[row]) + " |")
-    rows = [int(np.argmin(np.abs(OFFSETS - o))) for o in chosen]
-    at_offsets = [float(median[r, c]) for c, r in enumerate(rows)]
+    cases, used, skipped = validation_cases(model, weights_digest(args.model), seeds, args.cache)
+    offsets, offset_median = best_offsets([dice_by_offset(c, OFFSETS) for c in cases], OFFSETS)
+    print_table("offset", OFFSETS, offset_median)
+    gate_tables = [dice_by_gate(c, offsets, GATES) for c in cases]
+    gates, gate_median = best_offsets(gate_tables, GATES)
+    print_table("gate", GATES, gate_median)
+    final = np.median([c.dice(offsets, gates) for c in cases], axis=0)
+    zero = np.median([c.dice(np.zeros(len(BONES))) for c in cases], axis=0)
     print(
-        "chosen offsets " + ", ".join(f"{b} {o:+.2f}" for b, o in zip(BONES, chosen, strict=True))
+        "chosen offsets " + ", ".join(f"{b} {o:+.2f}" for b, o in zip(BONES, offsets, strict=True))
     )
-    print(f"validation seeds {seeds}")
+    print("chosen gates " + ", ".join(f"{b} {g:.2f}" for b, g in zip(BONES, gates, strict=True)))
+    print("median Dice % network alone: " + " / ".join(f"{100 * d:.3f}" for d in zero))
+    print("median Dice % calibrated:    " + " / ".join(f"{100 * d:.3f}" for d in final))
+    print(f"validation seeds {seeds}; {len(cases)} cases, {len(skipped)} skipped")
     if args.write:
         provenance = {
             "validation_seeds": seeds,
-            "conditions": [CONDITIONS[i % len(CONDITIONS)] for i in range(len(seeds))],
-            "median_dice_at_zero": dict(zip(BONES, median[zero].round(5).tolist(), strict=True)),
-            "median_dice_at_offsets": dict(
-                zip(BONES, np.round(at_offsets, 5).tolist(), strict=True)
-            ),
+            "cases": [f"{seed}:{condition}" for seed, condition in used],
+            "skipped": skipped,
+            "median_dice_network_alone": dict(zip(BONES, zero.round(5).tolist(), strict=True)),
+            "median_dice_calibrated": dict(zip(BONES, final.round(5).tolist(), strict=True)),
         }
-        write_offsets(args.model, chosen.tolist(), provenance)
-        print(f"wrote bone_offsets {chosen.tolist()} to {args.model}")
+        write_offsets(args.model, offsets.tolist(), provenance, gates.tolist())
+        print(
+            f"wrote bone_offsets {offsets.tolist()} and bone_gates {gates.tolist()} to {args.model}"
+        )
     return 0
 
 

@@ -79,22 +79,24 @@ def _dice_both(seed: int, **options) -> tuple[dict, dict]:
 
 
 def test_shipped_teacher_on_a_clean_held_out_phantom() -> None:
-    """Fibula and patella better than classical, femur and tibia within 0.2 points (over six
-    held-out phantoms the two are 0.01-0.02 points below classical on average; model card)."""
+    """Every bone more accurate than classical (on this phantom by 0.15-0.5 points; over six
+    held-out phantoms the femur is better on average but 0.03 points below on one; model
+    card)."""
     classical, teacher = _dice_both(HELD_OUT[0])
-    for bone in ("fibula", "patella"):
+    for bone in ("femur", "tibia", "fibula", "patella"):
         assert teacher[bone] > classical[bone], (bone, teacher, classical)
-    for bone in ("femur", "tibia"):
-        assert teacher[bone] >= classical[bone] - 0.002, (bone, teacher, classical)
-    assert min(teacher.values()) >= 0.985, teacher
+    assert min(teacher.values()) >= 0.99, teacher
 
 
 def test_shipped_teacher_repairs_the_tibia_that_a_metal_plate_breaks() -> None:
     """The second held-out phantom with the generator's HTO plate: its streaks merge into
-    the classical tibia (Dice about 0.49); the teacher was trained with metal phantoms."""
+    the classical tibia (Dice about 0.49); the teacher was trained with metal phantoms. It is
+    the hardest metal case of the test table: the teacher's tibia is 0.93 there (the gates
+    keep some of the broken classical tibia where the network is unsure)."""
     classical, teacher = _dice_both(HELD_OUT[1], findings=Findings(metal=True))
     assert teacher["tibia"] > classical["tibia"] + 0.3, (teacher, classical)
-    assert min(teacher.values()) >= 0.95, teacher
+    assert teacher["tibia"] >= 0.9, teacher
+    assert min(teacher[b] for b in ("femur", "fibula", "patella")) >= 0.99, teacher
 
 
 def test_each_bone_keeps_its_largest_component() -> None:
@@ -107,3 +109,50 @@ def test_each_bone_keeps_its_largest_component() -> None:
     kept = largest_component_per_class(labels)
     assert (kept[15:17, 15:17, 15:17] == 0).all()
     assert (kept[2:8, 2:8, 2:8] == 1).all() and (kept[10:14, 2:5, 2:5] == 2).all()
+
+
+def test_gates_keep_the_classical_label_where_the_network_is_unsure() -> None:
+    from reconstruction.segmentation.teacher import gated_labels
+
+    best = np.array([1, 1, 2, 2, 3, 1], np.uint8)
+    score = np.array([0.5, 3.0, -0.5, -3.0, 0.2, 0.4], np.float32)
+    prior = np.array([0, 0, 2, 2, 4, 1], np.uint8)
+    network = np.array([1, 1, 0, 0, 3, 1], np.uint8)  # the network's own call
+    np.testing.assert_array_equal(gated_labels(best, score, prior, None), network)
+    np.testing.assert_array_equal(gated_labels(best, score, prior, np.zeros(4)), network)
+    gates = np.array([1.0, 1.0, 0.1, 0.0])
+    # Unsure additions (0.5 < 1) and removals (|-0.5| < 1) keep the classical label; sure ones
+    # (3.0) change it; the fibula call (0.2) passes its own gate (0.1) over a patella label.
+    np.testing.assert_array_equal(
+        gated_labels(best, score, prior, gates), np.array([0, 1, 2, 0, 3, 1], np.uint8)
+    )
+
+
+def test_prior_lookup_treats_lattice_nodes_outside_the_volume_as_background() -> None:
+    from reconstruction.segmentation.teacher import prior_at
+
+    prior = np.arange(24, dtype=np.uint8).reshape(2, 3, 4)
+    nodes = np.array([[0, 0, 0], [1, 2, 3], [1.0, 2.0, 4.0], [-1, 0, 0], [0.9999, 1, 1]])
+    np.testing.assert_array_equal(prior_at(prior, nodes), [0, 23, 0, 0, prior[1, 1, 1]])
+
+
+class UnsureFemur(PriorEcho):
+    """Calls femur everywhere with a margin of 1 (logit 1 vs 0 for background)."""
+
+    def query(self, maps, ct: CTInput, points: torch.Tensor):
+        logits = torch.zeros(len(points), 5)
+        logits[:, 1] = 1.0
+        return None, logits
+
+
+def test_the_segmentation_applies_the_models_gates() -> None:
+    from dataclasses import replace
+
+    prior = _blobs((41, 37, 39))
+    volume = Volume(np.zeros(prior.shape, np.float32), np.eye(4), "CT")
+    network = UnsureFemur()
+    labels, _ = teacher_labels(volume, prior, network)
+    assert (labels == 1).all()  # no gates: the network's call everywhere
+    network.config = replace(network.config, bone_gates=(2.0, 2.0, 2.0, 2.0))
+    labels, _ = teacher_labels(volume, prior, network)
+    np.testing.assert_array_equal(labels, prior)  # unsure everywhere: the classical labels
