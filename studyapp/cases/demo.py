@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from django.db import transaction
 
-from reconstruction.phantoms.generator import generate_case
-
 from . import services
 from .models import Case, GroundTruth, Reconstruction, Study, XRayPair
 
@@ -44,6 +42,9 @@ def _phantom_case(study: Study, code: str, seed: int) -> Case:
     case = Case.objects.filter(study=study, code=code).first()
     if case is not None and hasattr(case, "ct") and case.ground_truths.count() >= 2:
         return case
+    # Imported here: the generator pulls in torch, which the web workers never need.
+    from reconstruction.phantoms.generator import generate_case
+
     phantom = generate_case(seed, fov="knee", spacing=DEMO_CT_SPACING_MM)
     with transaction.atomic():
         if case is None:

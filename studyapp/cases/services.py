@@ -25,7 +25,6 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 
 from reconstruction import io as imaging_io
-from reconstruction.drr.simulate import DRRSettings
 from reconstruction.errors import ImagingError
 from reconstruction.volume import Volume
 from studyapp.files import atomic_write_bytes, sha256_of_file
@@ -299,6 +298,9 @@ def request_drr_simulation(
         "size_px": int(size_px),
         "seed": int(seed),
     }
+    # Imported here: the DRR module pulls in torch, which the web workers never need.
+    from reconstruction.drr.simulate import DRRSettings
+
     try:
         DRRSettings(**params)
     except ImagingError as exc:
