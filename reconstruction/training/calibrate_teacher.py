@@ -66,15 +66,12 @@ class Margins:
         """(4,) voxel Dice per bone of the segmentation's labels with per-bone offsets (and
         gates), after the largest component per bone as the segmentation does."""
         from reconstruction.segmentation.teacher import largest_component_per_class
+        from reconstruction.training.evaluate import label_dice
 
         score = self.margin + np.asarray(offsets, dtype=np.float32)[self.best_bone - 1]
         labels = largest_component_per_class(gated_labels(self.best_bone, score, self.prior, gates))
-        dice = np.zeros(len(BONES))
-        for column, bone in enumerate(range(1, 5)):
-            predicted, true = labels == bone, self.truth == bone
-            size = np.count_nonzero(predicted) + np.count_nonzero(true)
-            dice[column] = 2 * np.count_nonzero(predicted & true) / max(1, size)
-        return dice
+        by_bone = label_dice(self.truth, labels)
+        return np.array([by_bone[bone] for bone in BONES])
 
 
 def voxel_margins(
@@ -205,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cases", type=int, default=6)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--cache", type=Path, default=Path("var/cache/calibration"))
-    parser.add_argument("--write", action="store_true", help="store the offset in the model")
+    parser.add_argument("--write", action="store_true", help="store offsets and gates in the model")
     args = parser.parse_args(argv)
     if not args.model.is_file():
         parser.error(f"no model file at {args.model}")
@@ -221,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     gates, gate_median = best_offsets(gate_tables, GATES)
     print_table("gate", GATES, gate_median)
     final = np.median([c.dice(offsets, gates) for c in cases], axis=0)
-    zero = np.median([c.dice(np.zeros(len(BONES))) for c in cases], axis=0)
+    zero = offset_median[int(np.argmin(np.abs(OFFSETS)))]  # the network's own decision
     print(
         "chosen offsets " + ", ".join(f"{b} {o:+.2f}" for b, o in zip(BONES, offsets, strict=True))
     )

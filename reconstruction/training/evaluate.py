@@ -167,7 +167,8 @@ def label_dice(truth: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
     out = {}
     for index, bone in enumerate(("femur", "tibia", "fibula", "patella"), start=1):
         a, b = truth == index, predicted == index
-        out[bone] = float(2 * (a & b).sum() / max(1, a.sum() + b.sum()))
+        both = np.count_nonzero(a) + np.count_nonzero(b)
+        out[bone] = float(2 * np.count_nonzero(a & b) / max(1, both))
     return out
 
 

@@ -18,13 +18,17 @@ needs_postgres = pytest.mark.skipif(
 )
 
 
-def _bench():
-    pytest.importorskip("gunicorn", reason="the benchmark serves with gunicorn (dev extras)")
+def _load_bench():
     spec = importlib.util.spec_from_file_location("bench_reading_submit", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses resolve annotations through sys.modules
     spec.loader.exec_module(module)
     return module
+
+
+def _bench():
+    pytest.importorskip("gunicorn", reason="the benchmark serves with gunicorn (dev extras)")
+    return _load_bench()
 
 
 @needs_postgres
@@ -68,10 +72,7 @@ def _leftover_databases(bench) -> list:
 
 
 def test_doubled_submissions_are_one_in_n_and_spread_over_the_positions():
-    spec = importlib.util.spec_from_file_location("bench_reading_submit_plan", SCRIPT)
-    bench = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = bench
-    spec.loader.exec_module(bench)
+    bench = _load_bench()
     raters, items, every = 50, 20, 10
     doubled = [[bench.is_doubled(r, p, every) for p in range(items)] for r in range(raters)]
     assert sum(map(sum, doubled)) == raters * items // every
@@ -81,10 +82,7 @@ def test_doubled_submissions_are_one_in_n_and_spread_over_the_positions():
 
 
 def test_the_summary_counts_only_runs_within_the_limit_and_with_intact_data(capsys) -> None:
-    spec = importlib.util.spec_from_file_location("bench_reading_submit_summary", SCRIPT)
-    bench = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = bench
-    spec.loader.exec_module(bench)
+    bench = _load_bench()
     intact = {
         "answers_expected": 3, "answers_stored": 3, "audit_creates": 3, "submissions": 1,
         "submissions_expected": 1, "lost": 0, "wrong_value": 0, "unexpected": 0,
