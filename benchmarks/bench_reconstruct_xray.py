@@ -8,7 +8,12 @@ worker keeps it); the first run's load time is reported separately. Also the sam
 with a dense lattice at 0.5 mm would need `dense_0.5mm` evaluations (reported, not run).
 
     .venv/bin/python benchmarks/bench_reconstruct_xray.py --testset var/cache/testset \
-        [--pairs 5] [--threads 1] [--glibc-defaults]
+        [--pairs 5] [--threads 1] [--dtypes float32,bfloat16] [--glibc-defaults]
+
+Each pair runs with float32 point products (the peer: the same network at full precision)
+and with bfloat16 (what the product uses on CPUs with native bfloat16), with the largest
+bone-volume change between the two; the dense-256^3 column is the published method's
+strategy (every node of a 256^3 grid) at this run's evaluation rate.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from reconstruction.reconstruct_xray import (  # noqa: E402
     load_student,
     reconstruct_from_xray,
 )
-from reconstruction.runtime import keep_freed_memory  # noqa: E402
+from reconstruction.runtime import inference_dtype_name, keep_freed_memory  # noqa: E402
 
 
 def pair_directories(testset: Path, count: int) -> list[Path]:
@@ -41,11 +46,66 @@ def pair_directories(testset: Path, count: int) -> list[Path]:
     return found[:count]
 
 
+def run_pairs(directories: list[Path], dtype_name: str) -> list[dict]:
+    rows = []
+    for directory in directories:
+        start = time.perf_counter()
+        meshes, summary = reconstruct_from_xray(read_xray_pair(directory), dtype_name=dtype_name)
+        seconds = time.perf_counter() - start
+        watertight = all(m.is_watertight for m in meshes.values()) and len(meshes) == 4
+        rows.append(
+            {
+                "dtype": dtype_name,
+                "pair": f"{directory.parent.name}/{directory.name}",
+                "seconds": round(seconds, 2),
+                "cpu_seconds_stages": summary["timings_s"],
+                "evaluations": summary["network_evaluations"],
+                "fraction_of_dense_256": summary["fraction_of_dense_256"],
+                "four_watertight": watertight,
+                "volumes_mm3": {b: v["volume_mm3"] for b, v in summary["bones"].items()},
+            }
+        )
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def summarise(rows: list[dict]) -> dict:
+    occupancy = sum(r["cpu_seconds_stages"]["occupancy"] for r in rows)
+    evaluations = sum(r["evaluations"] for r in rows)
+    return {
+        "median_seconds": statistics.median(r["seconds"] for r in rows),
+        "max_seconds": max(r["seconds"] for r in rows),
+        "median_evaluations": statistics.median(r["evaluations"] for r in rows),
+        "median_fraction_of_dense_256": statistics.median(r["fraction_of_dense_256"] for r in rows),
+        # the published method's strategy: every node of a dense 256^3 grid, at this run's rate
+        "dense_256_estimate_s": round(occupancy / evaluations * 256**3, 1),
+        "all_watertight": all(r["four_watertight"] for r in rows),
+    }
+
+
+def largest_volume_change(rows: list[dict], reference: str, other: str) -> float:
+    """Largest relative bone-volume difference between two dtypes' meshes of the same pair."""
+    by_key = {(r["dtype"], r["pair"]): r["volumes_mm3"] for r in rows}
+    changes = [
+        abs(by_key[(other, pair)][bone] / volume - 1.0)
+        for (dtype, pair), volumes in by_key.items()
+        if dtype == reference and (other, pair) in by_key
+        for bone, volume in volumes.items()
+        if bone in by_key[(other, pair)]
+    ]
+    return max(changes, default=float("nan"))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--testset", type=Path, default=Path("var/cache/testset"))
     parser.add_argument("--pairs", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--dtypes",
+        default="float32,bfloat16",
+        help="point-product precisions to run, in this order (the product picks one per CPU)",
+    )
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument(
         "--glibc-defaults",
@@ -59,43 +119,37 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     load_student()
     load_seconds = time.perf_counter() - start
-    rows = []
-    for directory in pair_directories(args.testset, args.pairs):
-        start = time.perf_counter()
-        meshes, summary = reconstruct_from_xray(read_xray_pair(directory))
-        seconds = time.perf_counter() - start
-        watertight = all(m.is_watertight for m in meshes.values()) and len(meshes) == 4
-        rows.append(
-            {
-                "pair": f"{directory.parent.name}/{directory.name}",
-                "seconds": round(seconds, 2),
-                "cpu_seconds_stages": summary["timings_s"],
-                "evaluations": summary["network_evaluations"],
-                "fraction_of_dense_256": summary["fraction_of_dense_256"],
-                "four_watertight": watertight,
-            }
-        )
-        print(json.dumps(rows[-1]), flush=True)
+    directories = pair_directories(args.testset, args.pairs)
+    dtypes = [d.strip() for d in args.dtypes.split(",") if d.strip()]
+    rows = [row for dtype in dtypes for row in run_pairs(directories, dtype)]
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     result = {
         "threads": args.threads,
         "allocator": "glibc defaults" if args.glibc_defaults else "keep freed memory",
+        "product_dtype_here": inference_dtype_name(),
         "model_load_s": round(load_seconds, 2),
-        "median_seconds": statistics.median(r["seconds"] for r in rows),
-        "max_seconds": max(r["seconds"] for r in rows),
-        "median_evaluations": statistics.median(r["evaluations"] for r in rows),
-        "median_fraction_of_dense_256": statistics.median(r["fraction_of_dense_256"] for r in rows),
         "finest_mm": DEFAULT_REFINE.fine_mm,
         "peak_rss_mb": round(peak_mb, 1),
-        "all_watertight": all(r["four_watertight"] for r in rows),
+        "paths": {d: summarise([r for r in rows if r["dtype"] == d]) for d in dtypes},
         "rows": rows,
     }
+    if len(dtypes) > 1:
+        result["largest_bone_volume_change"] = largest_volume_change(rows, dtypes[0], dtypes[1])
+    print(f"\n{len(directories)} pairs, {args.threads} threads, peak RSS {peak_mb:.0f} MB")
     print(
-        f"median {result['median_seconds']:.2f} s (max {result['max_seconds']:.2f}), "
-        f"{result['median_evaluations']:.0f} evaluations = "
-        f"{100 * result['median_fraction_of_dense_256']:.2f} % of 256^3, "
-        f"peak RSS {result['peak_rss_mb']:.0f} MB, watertight {result['all_watertight']}"
+        "| point products | median s | max s | evaluations | % of dense 256^3 | "
+        "dense 256^3 at this rate, s | all watertight |"
     )
+    print("|---|---|---|---|---|---|---|")
+    for dtype, row in result["paths"].items():
+        print(
+            f"| {dtype} | {row['median_seconds']:.2f} | {row['max_seconds']:.2f} | "
+            f"{row['median_evaluations']:.0f} | {100 * row['median_fraction_of_dense_256']:.2f} | "
+            f"{row['dense_256_estimate_s']:.1f} | {row['all_watertight']} |"
+        )
+    if "largest_bone_volume_change" in result:
+        change = 100 * result["largest_bone_volume_change"]
+        print(f"largest bone volume change {dtypes[0]} -> {dtypes[1]}: {change:.3f} %")
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))
     return 0

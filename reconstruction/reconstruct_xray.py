@@ -34,17 +34,13 @@ from reconstruction.inference import RefineResult, RefineSettings, coarse_to_fin
 from reconstruction.io import XrayPair, read_xray_pair
 from reconstruction.io._atomic import write_atomic
 from reconstruction.networks import CLASS_NAMES
-from reconstruction.runtime import keep_freed_memory
+from reconstruction.runtime import inference_dtype_name, keep_freed_memory
 
 if TYPE_CHECKING:  # torch, trimesh and the meshing stack load lazily: bad input fails fast
     import trimesh
 
     from reconstruction.meshing import MeshSettings
     from reconstruction.networks.student import EncodedViews, XrayStudent
-
-# the student's canonical view grid (networks.geometry, kept here to avoid importing torch)
-DEFAULT_VIEW_SIZE = 128
-DEFAULT_ISO_PIXEL_MM = 1.15
 
 EXIT_BAD_INPUT = 2
 EXIT_INCOMPLETE = 3  # some bones were not found; the others are written
@@ -92,23 +88,25 @@ def line_integrals(pair: XrayPair) -> list[np.ndarray]:
     return images
 
 
-def field_box(pair: XrayPair, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Box around the isocentre that the normalised views cover (half-width in mm)."""
-    half = 0.5 * size * DEFAULT_ISO_PIXEL_MM
+def field_box(pair: XrayPair, field_mm: float) -> tuple[np.ndarray, np.ndarray]:
+    """Box around the isocentre that the normalised views cover (`field_mm` wide)."""
+    half = 0.5 * field_mm
     centre = np.asarray(pair.views[0].geometry.isocentre_mm, dtype=float)
     return centre - half, centre + half
 
 
 def make_classifier(
-    model: XrayStudent, encoded: EncodedViews, size: int
+    model: XrayStudent, encoded: EncodedViews, size: int, dtype_name: str = "float32"
 ) -> Callable[[np.ndarray], np.ndarray]:
     """points (N, 3) mm -> arg-max class; points outside either view are background."""
     import torch
 
+    dtype = getattr(torch, dtype_name)
+
     def classify(points: np.ndarray) -> np.ndarray:
         tensor = torch.from_numpy(np.asarray(points, dtype=np.float32))
         with torch.inference_mode():
-            logits = model.logits_channels_first(encoded, tensor)
+            logits = model.logits_channels_first(encoded, tensor, dtype)
             homogeneous = torch.cat([tensor, torch.ones_like(tensor[..., :1])], -1)
             pixels = torch.einsum("vij,nj->vni", encoded.projections[0], homogeneous)
             uv = pixels[..., :2] / pixels[..., 2:]
@@ -124,8 +122,10 @@ def predict_labels(
     checkpoint: str | Path | None = None,
     refine: RefineSettings = DEFAULT_REFINE,
     report: ProgressCallback | None = None,
+    dtype_name: str | None = None,
 ) -> tuple[RefineResult, dict[str, float], str]:
-    """Class lattice of the pair (coarse-to-fine), the stage timings and the model digest."""
+    """Class lattice of the pair (coarse-to-fine), the stage timings and the model digest.
+    `dtype_name` of the point products: default runtime.inference_dtype_name()."""
     import torch
 
     from reconstruction.networks.geometry import normalise_view
@@ -139,8 +139,12 @@ def predict_labels(
     timings["load"] = time.perf_counter() - start
     report("encode views", 0.05)
     start = time.perf_counter()
-    size = DEFAULT_VIEW_SIZE
-    views = [normalise_view(im, v.geometry, size) for im, v in zip(images, pair.views, strict=True)]
+    config = model.config
+    size = config.view_size
+    views = [
+        normalise_view(image, view.geometry, size, config.iso_pixel_mm)
+        for image, view in zip(images, pair.views, strict=True)
+    ]
     with torch.inference_mode():
         encoded = model.encode(
             torch.from_numpy(np.stack([v.image for v in views]))[None],
@@ -150,8 +154,9 @@ def predict_labels(
     timings["encode"] = time.perf_counter() - start
     report("coarse-to-fine occupancy", 0.15)
     start = time.perf_counter()
-    lo, hi = field_box(pair, size)
-    result = coarse_to_fine(make_classifier(model, encoded, size), lo, hi, refine)
+    lo, hi = field_box(pair, config.field_mm)
+    classify = make_classifier(model, encoded, size, dtype_name or inference_dtype_name())
+    result = coarse_to_fine(classify, lo, hi, refine)
     timings["occupancy"] = time.perf_counter() - start
     return result, timings, digest
 
@@ -162,14 +167,17 @@ def reconstruct_from_xray(
     progress: ProgressCallback | None = None,
     refine: RefineSettings = DEFAULT_REFINE,
     mesh_settings: MeshSettings | None = None,
+    dtype_name: str | None = None,
 ) -> tuple[dict[str, trimesh.Trimesh], dict]:
     """Reconstruct the four knee bones from a biplanar pair; returns (meshes, summary)."""
     from reconstruction.meshing import DEFAULT_SETTINGS, enclosed_volume, meshes_from_labels
 
     mesh_settings = mesh_settings or DEFAULT_SETTINGS
     report = progress or (lambda stage, fraction: None)
-    result, timings, digest = predict_labels(pair, checkpoint, refine, report)
-    lo, hi = field_box(pair, DEFAULT_VIEW_SIZE)
+    dtype_name = dtype_name or inference_dtype_name()
+    result, timings, digest = predict_labels(pair, checkpoint, refine, report, dtype_name)
+    model, _ = load_student(str(checkpoint) if checkpoint else None)
+    lo, hi = field_box(pair, model.config.field_mm)
     report("meshing", 0.7)
     start = time.perf_counter()
     meshes = meshes_from_labels(result.labels, BONES, mesh_settings)
@@ -187,6 +195,7 @@ def reconstruct_from_xray(
         "evaluations_per_level": result.evaluations_per_level,
         "dense_256_cubed_evaluations": DENSE_REFERENCE_NODES,
         "fraction_of_dense_256": round(result.fraction_of_dense(DENSE_REFERENCE_NODES), 5),
+        "point_products_dtype": dtype_name,
         "finest_spacing_mm": refine.fine_mm,
         "coarse_spacing_mm": refine.coarse_mm,
         "box_mm": [lo.tolist(), hi.tolist()],

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
 import sys
 
 # mallopt parameters (malloc.h)
@@ -39,3 +40,32 @@ def keep_freed_memory() -> bool:
         (M_TOP_PAD, TOP_PAD),
     )
     return all(mallopt(parameter, value) == 1 for parameter, value in settings)
+
+
+INFERENCE_DTYPE_ENV = "KNEE_INFERENCE_DTYPE"
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def cpu_has_fast_bfloat16(cpuinfo: str | None = None) -> bool:
+    """True when the CPU multiplies bfloat16 natively (AVX512-BF16 or AMX); elsewhere torch
+    emulates it, slower than float32. Reads /proc/cpuinfo (Linux); False if unreadable."""
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo", encoding="ascii", errors="ignore") as handle:
+                cpuinfo = handle.read()
+        except OSError:
+            return False
+    flags = next((line for line in cpuinfo.splitlines() if line.startswith("flags")), "")
+    return any(flag in flags.split() for flag in BF16_CPU_FLAGS)
+
+
+def inference_dtype_name(environ: dict[str, str] | None = None) -> str:
+    """ "bfloat16" or "float32" for the X-ray network's point products: the environment's
+    KNEE_INFERENCE_DTYPE if set, else bfloat16 where the CPU does it natively."""
+    environ = os.environ if environ is None else environ
+    chosen = environ.get(INFERENCE_DTYPE_ENV, "").strip().lower()
+    if chosen in ("float32", "bfloat16"):
+        return chosen
+    if chosen:
+        raise ValueError(f"{INFERENCE_DTYPE_ENV} must be float32 or bfloat16, got {chosen!r}")
+    return "bfloat16" if cpu_has_fast_bfloat16() else "float32"

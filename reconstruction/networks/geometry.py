@@ -22,6 +22,7 @@ from reconstruction.drr.geometry import ViewGeometry
 
 DEFAULT_VIEW_SIZE = 128
 DEFAULT_ISO_PIXEL_MM = 1.15  # the reference detector (512 x 0.575 mm, magnification 2) at 128 px
+REFERENCE_FIELD_MM = 512 * 0.575 / 2.0  # that detector's width at the isocentre
 
 
 @dataclass(frozen=True)

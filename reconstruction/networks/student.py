@@ -17,7 +17,13 @@ import torch
 from torch import nn
 
 from reconstruction.networks.encoders import UNet
-from reconstruction.networks.geometry import pixels_to_grid, project, sample_pixel_features
+from reconstruction.networks.geometry import (
+    DEFAULT_ISO_PIXEL_MM,
+    DEFAULT_VIEW_SIZE,
+    pixels_to_grid,
+    project,
+    sample_pixel_features,
+)
 from reconstruction.networks.point_decoder import POINT_FEATURE_DIM, PointDecoder
 from reconstruction.networks.positional import FourierEncoding
 
@@ -33,6 +39,13 @@ class StudentConfig:
     hidden: tuple[int, ...] = (192,)
     n_frequencies: int = 6
     feature_dim: int = POINT_FEATURE_DIM
+    view_size: int = DEFAULT_VIEW_SIZE  # the normalised view grid the model was trained on
+    iso_pixel_mm: float = DEFAULT_ISO_PIXEL_MM
+
+    @property
+    def field_mm(self) -> float:
+        """Width of the normalised views at the isocentre."""
+        return self.view_size * self.iso_pixel_mm
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -92,48 +105,44 @@ class XrayStudent(nn.Module):
         embedded = embedded.reshape(batch, views, count, -1).permute(0, 2, 1, 3)
         return self.decoder(embedded.reshape(batch, count, -1))
 
-    def logits_channels_first(self, encoded: EncodedViews, points: torch.Tensor) -> torch.Tensor:
+    def logits_channels_first(
+        self,
+        encoded: EncodedViews,
+        points: torch.Tensor,
+        dtype: torch.dtype = torch.float32,
+    ) -> torch.Tensor:
         """Inference for the first pair of `encoded`: points (N, 3) mm -> logits (5, N).
 
-        The same function as `query`, computed with (channels, points) tensors so that no
-        per-point concatenation is materialised: a linear map of a concatenation is the sum
-        of the maps of its blocks, so the first view layer is split by sampled level and by
-        positional block. About twice as fast on the CPU as `query` for large N.
+        The same function as `query`, laid out as (channels, points) so that each layer is
+        one matrix product over all points (about twice as fast on the CPU as `query` for
+        large N; callers chunk N). With `dtype=torch.bfloat16` the products run in bfloat16
+        (CPUs with AVX512-BF16 do them about 2.5x faster); projection and sampling stay in
+        float32 and the logits are returned in float32.
         """
         pixels, depth = project(encoded.projections[:1].to(points.dtype), points[None])
         width, height = encoded.size
         grid = pixels_to_grid(pixels, width, height)[0]  # (V, N, 2)
-        views, count = grid.shape[0], grid.shape[1]
-        first = self.view_mlp[0]
-        weights = first.weight.to(points.dtype)
-        hidden = first.bias.to(points.dtype)[None, :, None].repeat(views, 1, count)  # (V, E, N)
-        start = 0
-        for level in encoded.maps:
-            maps = level[:views]
-            sampled = sample_pixel_features(maps, grid).transpose(1, 2)  # (V, C, N), a view
-            block = weights[:, start : start + maps.shape[1]]
-            hidden.baddbmm_(block.expand(views, -1, -1), sampled)
-            start += maps.shape[1]
+        views = grid.shape[0]
         relative_depth = (depth[0] - encoded.reference_depths[0, :, None]) / DEPTH_SCALE_MM
         coords = torch.cat([grid.permute(0, 2, 1), relative_depth[:, None, :]], dim=1)  # (V,3,N)
-        n_freq = len(self.positional.frequencies)
-        # encoding layout: [x (3), then per coordinate: sin (n_freq), cos (n_freq)]
-        positional = weights[:, start:]
-        trig = positional[:, 3:].reshape(-1, 3, 2, n_freq)
-        angles = (coords[:, :, None, :] * self.positional.frequencies[None, None, :, None]).reshape(
-            views, 3 * n_freq, count
-        )
-        hidden.baddbmm_(positional[:, :3].expand(views, -1, -1), coords)
-        hidden.baddbmm_(trig[:, :, 0].reshape(-1, 3 * n_freq).expand(views, -1, -1), angles.sin())
-        hidden.baddbmm_(trig[:, :, 1].reshape(-1, 3 * n_freq).expand(views, -1, -1), angles.cos())
-        features = hidden.relu_().reshape(views * hidden.shape[1], count)  # view-major, as query
+        # the Fourier layout of `positional`: [x (3), then per coordinate: sin (n), cos (n)]
+        angles = coords[:, :, None, :] * self.positional.frequencies[None, None, :, None]
+        trig = torch.cat([angles.sin(), angles.cos()], dim=2).flatten(1, 2)  # (V, 3 * 2n, N)
+        sampled = [sample_pixel_features(m[:views], grid).transpose(1, 2) for m in encoded.maps]
+        inputs = torch.cat([*sampled, coords, trig], dim=1).to(dtype)  # (V, D, N)
+        first = self.view_mlp[0]
+        weight = first.weight.to(dtype).expand(views, -1, -1)
+        hidden = torch.baddbmm(first.bias.to(dtype)[None, :, None], weight, inputs)
+        features = hidden.relu_().reshape(-1, hidden.shape[-1])  # view-major, as `query`
         for layer in self.decoder.body:
             if isinstance(layer, nn.Linear):
-                features = torch.addmm(layer.bias[:, None], layer.weight, features)
+                bias, matrix = layer.bias.to(dtype)[:, None], layer.weight.to(dtype)
+                features = torch.addmm(bias, matrix, features)
             else:
                 features = features.relu_()
         classifier = self.decoder.classifier
-        return torch.addmm(classifier.bias[:, None], classifier.weight, features)
+        bias, matrix = classifier.bias.to(dtype)[:, None], classifier.weight.to(dtype)
+        return torch.addmm(bias, matrix, features).float()
 
     def forward(
         self,

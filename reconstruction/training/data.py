@@ -33,7 +33,12 @@ import numpy as np
 from scipy import ndimage
 
 from reconstruction.drr.simulate import DRRSettings, simulate_pair
-from reconstruction.networks.geometry import DEFAULT_VIEW_SIZE, normalise_view
+from reconstruction.networks.geometry import (
+    DEFAULT_ISO_PIXEL_MM,
+    DEFAULT_VIEW_SIZE,
+    REFERENCE_FIELD_MM,
+    normalise_view,
+)
 from reconstruction.phantoms.anatomy import build_anatomy
 from reconstruction.phantoms.dataset import case_seeds
 from reconstruction.phantoms.generator import field_of_view, generate_case
@@ -42,11 +47,14 @@ from reconstruction.volume import Volume
 
 DEFAULT_CACHE = Path(os.environ.get("KNEE_TRAINING_CACHE", "var/cache/training"))
 CACHE_VERSION = 1
+# Spawned seeds 64..99 are held out: the student's and teacher's test phantoms and the
+# teacher's validation phantoms live there, so training beyond 64 cases continues at 100.
+HELD_OUT_BLOCK = (64, 100)
 
 
 @dataclass(frozen=True)
 class DataSettings:
-    size_px: int = DEFAULT_VIEW_SIZE
+    size_px: int = DEFAULT_VIEW_SIZE  # normalised view grid (also the DRR's detector width)
     pairs_per_case: int = 4
     points_per_case: int = 60_000
     near_fraction: float = 0.6  # sigma near_sigma_mm around the bone boundary
@@ -59,6 +67,13 @@ class DataSettings:
     dose_photons: tuple[float, float] = (2e3, 1e6)  # log-uniform, per 128 px pixel
     ct_spacing_mm: float = 1.0
     phantom_dose: float = 1.0  # relative CT dose of the phantom generator
+
+    @property
+    def iso_pixel_mm(self) -> float:
+        """Pixel size at the isocentre: the reference detector's field over `size_px`."""
+        if self.size_px == DEFAULT_VIEW_SIZE:
+            return DEFAULT_ISO_PIXEL_MM
+        return REFERENCE_FIELD_MM / self.size_px
 
     def key(self) -> str:
         text = json.dumps({"v": CACHE_VERSION, **asdict(self)}, sort_keys=True)
@@ -86,6 +101,15 @@ def split_seeds(master_seed: int, n_train: int, n_test: int) -> dict[str, list[i
     split = {"train": seeds[:n_train], "test": seeds[n_train:]}
     assert not set(split["train"]) & set(split["test"])
     return split
+
+
+def training_seeds(master_seed: int, n_train: int) -> list[int]:
+    """The first `n_train` spawned seeds outside HELD_OUT_BLOCK (the first 64 are the
+    original training seeds, so runs of <= 64 cases are unchanged)."""
+    start, stop = HELD_OUT_BLOCK
+    seeds = case_seeds(master_seed, n_train + (stop - start if n_train > start else 0))
+    chosen = seeds[:start] + seeds[stop:] if n_train > start else seeds[:n_train]
+    return chosen[:n_train]
 
 
 def exact_labels(seed: int, points: np.ndarray) -> np.ndarray:
@@ -121,7 +145,13 @@ def sample_query_points(
 
 
 def simulate_views(
-    ct: Volume, separation: float, first_angle: float, dose: float, size_px: int, seed: int
+    ct: Volume,
+    separation: float,
+    first_angle: float,
+    dose: float,
+    size_px: int,
+    seed: int,
+    iso_pixel_mm: float = DEFAULT_ISO_PIXEL_MM,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One DRR pair at `size_px` (reference detector width) -> normalised images, P', depths."""
     pair = simulate_pair(
@@ -134,7 +164,7 @@ def simulate_views(
             seed=seed,
         ),
     )
-    views = [normalise_view(v.image, v.geometry) for v in pair.views]
+    views = [normalise_view(v.image, v.geometry, size_px, iso_pixel_mm) for v in pair.views]
     return (
         np.stack([v.image for v in views]),
         np.stack([v.projection for v in views]),
@@ -159,7 +189,9 @@ def build_case(seed: int, settings: DataSettings) -> TrainingCase:
         separation = float(rng.uniform(low, high))
         first = float(rng.uniform(-1, 1) * settings.first_angle_jitter_deg)
         dose = float(np.exp(rng.uniform(*np.log(settings.dose_photons))))
-        views = simulate_views(ct, separation, first, dose, settings.size_px, seed + index)
+        views = simulate_views(
+            ct, separation, first, dose, settings.size_px, seed + index, settings.iso_pixel_mm
+        )
         pairs.append((views, separation, dose))
     points = sample_query_points(ct, settings, rng, settings.points_per_case)
     return TrainingCase(
@@ -187,7 +219,9 @@ def with_orthogonal_pairs(case: TrainingCase, settings: DataSettings) -> Trainin
         rng.uniform(*settings.separation_deg)  # keep the random stream aligned with build_case
         first = float(rng.uniform(-1, 1) * settings.first_angle_jitter_deg)
         dose = float(case.doses[index])
-        views = simulate_views(ct, 90.0, first, dose, settings.size_px, case.seed + index)
+        views = simulate_views(
+            ct, 90.0, first, dose, settings.size_px, case.seed + index, settings.iso_pixel_mm
+        )
         images.append(views[0])
         projections.append(views[1])
         depths.append(views[2])
@@ -260,9 +294,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--test", type=int, default=0, help="also cache held-out cases")
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--view-px", type=int, default=DEFAULT_VIEW_SIZE)
+    parser.add_argument("--pairs", type=int, default=DataSettings.pairs_per_case)
     args = parser.parse_args(argv)
-    split = split_seeds(args.master_seed, args.train, args.test)
-    prebuild(split["train"] + split["test"][: args.test], DataSettings(), args.cache, args.workers)
+    settings = DataSettings(size_px=args.view_px, pairs_per_case=args.pairs)
+    held_out = split_seeds(args.master_seed, HELD_OUT_BLOCK[0], args.test)["test"]
+    seeds = training_seeds(args.master_seed, args.train) + held_out[: args.test]
+    prebuild(seeds, settings, args.cache, args.workers)
     return 0
 
 

@@ -31,6 +31,7 @@ from reconstruction.training.data import split_seeds
 ANGLES = (90.0, 75.0, 60.0, 45.0, 30.0)
 DOSES = (1e5, 1e4, 1e3)
 BONES = ("femur", "tibia", "fibula", "patella")
+SLAB_SUFFIX = "_slab"
 
 
 def condition_name(separation: float, dose: float) -> str:
@@ -95,7 +96,7 @@ def evaluate_pair_dir(
         if bone in truth and bone in meshes:
             row[bone] = surface_metrics(truth[bone], meshes[bone])
             if roi is not None:
-                row[f"{bone}_slab"] = surface_metrics(truth[bone], meshes[bone], roi)
+                row[f"{bone}{SLAB_SUFFIX}"] = surface_metrics(truth[bone], meshes[bone], roi)
     return row
 
 
@@ -135,7 +136,7 @@ def summarise(rows: list[dict]) -> dict:
                 metric: float(np.mean([r[bone][metric] for r in subset if bone in r]))
                 for metric in ("dice", "assd", "hd95")
             }
-            for bone in BONES
+            for bone in (*BONES, *(f"{b}{SLAB_SUFFIX}" for b in BONES))
             if any(bone in r for r in subset)
         }
         table[condition]["n_cases"] = len(subset)
@@ -143,8 +144,9 @@ def summarise(rows: list[dict]) -> dict:
     return table
 
 
-def markdown_table(summary: dict) -> str:
-    """Condition x bone table of mean Dice (%) / ASSD (mm) for the model cards."""
+def markdown_table(summary: dict, region: str = "") -> str:
+    """Condition x bone table of mean Dice (%) / ASSD (mm) for the model cards; `region`
+    SLAB_SUFFIX for the metrics within the slab both views show."""
     lines = [
         "| condition | n | "
         + " | ".join(f"{b} Dice % / ASSD mm" for b in BONES)
@@ -152,8 +154,9 @@ def markdown_table(summary: dict) -> str:
         "|---" * (len(BONES) + 3) + "|",
     ]
     for condition, row in summary.items():
+        keys = [f"{b}{region}" for b in BONES]
         cells = [
-            f"{100 * row[b]['dice']:.1f} / {row[b]['assd']:.2f}" if b in row else "-" for b in BONES
+            f"{100 * row[k]['dice']:.1f} / {row[k]['assd']:.2f}" if k in row else "-" for k in keys
         ]
         lines.append(
             f"| {condition} | {row['n_cases']} | "
@@ -337,7 +340,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "table":
         for path in args.results:
-            print(f"{path.name}\n\n{markdown_table(json.loads(path.read_text())['summary'])}\n")
+            summary = json.loads(path.read_text())["summary"]
+            print(f"{path.name}, whole CT field of view\n\n{markdown_table(summary)}\n")
+            if any(f"{BONES[0]}{SLAB_SUFFIX}" in row for row in summary.values()):
+                slab = markdown_table(summary, SLAB_SUFFIX)
+                print(f"{path.name}, within the slab both views show\n\n{slab}\n")
         return 0
     if args.command == "build-test":
         seeds = split_seeds(args.master_seed, args.n_train, args.n)["test"]

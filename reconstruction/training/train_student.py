@@ -42,7 +42,7 @@ from reconstruction.training.data import (
     TrainingCase,
     labelled_subset,
     load_case,
-    split_seeds,
+    training_seeds,
     with_orthogonal_pairs,
 )
 from reconstruction.training.losses import distillation_loss, label_loss
@@ -67,6 +67,8 @@ class StudentRun:
     checkpoint_every: int = 100
     log_every: int = 20
     threads: int = 1  # OpenMP spin-waits make 2 threads far slower on a loaded 2-core box
+    view_px: int = 128  # normalised view grid (pixels over the reference detector's field)
+    pairs_per_case: int = 4
     cache: str = str(DEFAULT_CACHE)
     config: dict = field(default_factory=lambda: StudentConfig().to_dict())
 
@@ -88,17 +90,19 @@ class StudentData:
 
     def __init__(self, run: StudentRun, settings: DataSettings | None = None) -> None:
         self.run = run
-        seeds = split_seeds(run.master_seed, run.n_train, 0)["train"]
+        seeds = training_seeds(run.master_seed, run.n_train)
         self.labelled = set(labelled_subset(seeds, run.labelled_fraction, run.master_seed))
         self.teacher = _load_teacher_cache(run.teacher_cache)
         self.seeds = seeds if self.teacher is not None else sorted(self.labelled)
-        settings = settings or DataSettings()
+        settings = settings or run_data_settings(run)
         self.cases: dict[int, TrainingCase] = {
             s: load_case(s, settings, Path(run.cache)) for s in self.seeds
         }
-        for case in self.cases.values():
+        self.in_field: dict[int, np.ndarray] = {}
+        for seed, case in self.cases.items():
             if run.orthogonal_only:
                 with_orthogonal_pairs(case, settings)
+            self.in_field[seed] = points_in_field(case, settings.size_px * settings.iso_pixel_mm)
             case.ct = np.empty((0, 0, 0), dtype=np.int16)  # the student never reads the CT
 
     @classmethod
@@ -108,6 +112,7 @@ class StudentData:
         """In-memory data (tests, experiments) instead of the phantom cache."""
         data = cls.__new__(cls)
         data.run, data.cases, data.labelled, data.teacher = run, cases, labelled, teacher
+        data.in_field = {s: np.arange(len(c.points)) for s, c in cases.items()}
         data.seeds = sorted(cases) if teacher is not None else sorted(labelled)
         return data
 
@@ -134,11 +139,12 @@ class StudentData:
 
     def _sample_case(self, case: TrainingCase, rng: np.random.Generator) -> tuple:
         pair = int(rng.integers(0, len(case.separations)))
-        # with a teacher, draw among the bank points it labelled (positions into its targets)
+        # with a teacher, draw among the bank points it labelled (positions into its targets);
+        # without, among the bank points inside the views' field (the only ones ever queried)
         targets = None if self.teacher is None else self.teacher[case.seed]["index"].numpy()
-        available = len(case.points) if targets is None else len(targets)
+        available = len(self.in_field[case.seed]) if targets is None else len(targets)
         position = np.sort(rng.choice(available, self.run.points, replace=False))
-        index = position if targets is None else targets[position]
+        index = self.in_field[case.seed][position] if targets is None else targets[position]
         return (
             case.images[pair],
             case.projections[pair],
@@ -147,6 +153,21 @@ class StudentData:
             case.labels[index],
             torch.from_numpy(position),
         )
+
+
+def points_in_field(case: TrainingCase, field_mm: float) -> np.ndarray:
+    """Indices of the bank points inside the cube of the normalised views' field around the
+    isocentre (the CT volume centre, where simulate_pair puts it); inference never queries
+    outside it, so training there would only teach guesses from zero-padded features."""
+    centre = (
+        case.ct_affine[:3, :3] @ ((np.asarray(case.ct.shape) - 1) / 2.0) + case.ct_affine[:3, 3]
+    )
+    inside = np.all(np.abs(case.points - centre) <= field_mm / 2.0, axis=1)
+    return np.flatnonzero(inside)
+
+
+def run_data_settings(run: StudentRun) -> DataSettings:
+    return DataSettings(size_px=run.view_px, pairs_per_case=run.pairs_per_case)
 
 
 def _load_teacher_cache(path: str | None) -> dict | None:
@@ -186,6 +207,9 @@ class StudentTrainer:
         torch.set_num_threads(run.threads)
         torch.manual_seed(run.seed)
         self.run = run
+        # the model records the view grid it is trained on (inference normalises to it)
+        grid = {"view_size": run.view_px, "iso_pixel_mm": run_data_settings(run).iso_pixel_mm}
+        run.config = {**run.config, **grid}
         self.model = XrayStudent(StudentConfig.from_dict(run.config))
         self.optimiser = torch.optim.AdamW(
             self.model.parameters(), lr=run.lr, weight_decay=run.weight_decay

@@ -40,7 +40,15 @@ from reconstruction.training.checkpoints import (
     rng_state,
     save_checkpoint,
 )
-from reconstruction.training.data import TrainingCase, labelled_subset, split_seeds
+from reconstruction.training.data import (
+    DEFAULT_CACHE,
+    DataSettings,
+    TrainingCase,
+    labelled_subset,
+    load_case,
+    split_seeds,
+    training_seeds,
+)
 from reconstruction.training.losses import consistency_loss, label_loss
 from reconstruction.training.teacher_data import (
     DEFAULT_TEACHER_CACHE,
@@ -317,7 +325,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--student-cache", default=None, help="student case cache (for --targets; default its own)"
     )
+    parser.add_argument("--student-view-px", type=int, default=128, help="the student run's")
+    parser.add_argument("--student-pairs", type=int, default=4, help="the student run's")
     args = vars(parser.parse_args(argv))
+    student_data = DataSettings(
+        size_px=args.pop("student_view_px"), pairs_per_case=args.pop("student_pairs")
+    )
     resume, targets, stride = args.pop("resume"), args.pop("targets"), args.pop("target_stride")
     init = args.pop("init")
     if init is not None and not init.is_file():
@@ -331,13 +344,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"exported {export_model(model, state['config'], export, metadata)}")
         return 0
     if targets is not None:
-        from reconstruction.training.data import DEFAULT_CACHE, DataSettings, load_case
-
+        # the bank points depend on the student's data settings: label the cases it trains on
         model = load_teacher(run.out)
-        seeds = split_seeds(run.master_seed, run.n_train, 0)["train"]
+        seeds = training_seeds(run.master_seed, run.n_train)
         cache = Path(student_cache or DEFAULT_CACHE)
         start = time.perf_counter()
-        cases = {s: load_case(s, DataSettings(), cache) for s in seeds}
+        cases = {s: load_case(s, student_data, cache) for s in seeds}
         result = teacher_targets(model, cases, stride)
         save_checkpoint(targets, result)
         print(f"teacher targets for {len(result)} cases in {time.perf_counter() - start:.0f} s")

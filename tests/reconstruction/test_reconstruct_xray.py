@@ -147,9 +147,13 @@ def test_cli_writes_four_watertight_meshes_and_a_summary(held_out_case, tmp_path
         assert mesh.is_watertight and mesh.volume > 0
 
 
-def test_cli_view_grid_constants_match_the_network_geometry() -> None:
-    from reconstruction import reconstruct_xray
-    from reconstruction.networks import geometry
+def test_the_reconstruction_box_is_the_shipped_models_view_field(held_out_case) -> None:
+    from reconstruction.networks.geometry import REFERENCE_FIELD_MM
+    from reconstruction.reconstruct_xray import field_box, load_student
 
-    assert reconstruct_xray.DEFAULT_VIEW_SIZE == geometry.DEFAULT_VIEW_SIZE
-    assert reconstruct_xray.DEFAULT_ISO_PIXEL_MM == geometry.DEFAULT_ISO_PIXEL_MM
+    model, _ = load_student()
+    assert abs(model.config.field_mm - REFERENCE_FIELD_MM) < 0.1
+    _, pair, _ = held_out_case
+    lo, hi = field_box(pair, model.config.field_mm)
+    np.testing.assert_allclose(hi - lo, model.config.field_mm)
+    np.testing.assert_allclose((lo + hi) / 2, pair.views[0].geometry.isocentre_mm)

@@ -39,3 +39,25 @@ def test_freed_blocks_are_reused_only_with_the_setting() -> None:
     assert again > 90 and again > 0.5 * first
     _, reused = _faults("keep")
     assert reused < 0.05 * again
+
+
+def test_bfloat16_only_where_the_cpu_multiplies_it_natively() -> None:
+    from reconstruction.runtime import cpu_has_fast_bfloat16
+
+    assert cpu_has_fast_bfloat16("processor: 0\nflags\t: fpu avx2 avx512f avx512_bf16 sse\n")
+    assert cpu_has_fast_bfloat16("flags\t: fpu amx_bf16 amx_tile\n")
+    assert not cpu_has_fast_bfloat16("flags\t: fpu avx2 avx512f avx512_vnni\n")
+    assert not cpu_has_fast_bfloat16("model name: some cpu\n")
+
+
+def test_the_environment_chooses_the_inference_dtype() -> None:
+    import pytest
+
+    from reconstruction.runtime import cpu_has_fast_bfloat16, inference_dtype_name
+
+    assert inference_dtype_name({"KNEE_INFERENCE_DTYPE": "float32"}) == "float32"
+    assert inference_dtype_name({"KNEE_INFERENCE_DTYPE": " BFloat16 "}) == "bfloat16"
+    automatic = "bfloat16" if cpu_has_fast_bfloat16() else "float32"
+    assert inference_dtype_name({}) == automatic
+    with pytest.raises(ValueError, match="float32 or bfloat16"):
+        inference_dtype_name({"KNEE_INFERENCE_DTYPE": "float16"})

@@ -132,3 +132,23 @@ def test_one_hot_sampling_equals_trilinear_interpolation_of_the_one_hot_volume()
     got = sample_one_hot(pad_labels(prior), points, from_patient)
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(got.sum(1), torch.ones(2000), rtol=1e-5, atol=1e-5)
+
+
+def test_bfloat16_inference_keeps_the_classes() -> None:
+    """The bfloat16 fast path rounds the products, not the function: logits stay close and
+    the arg-max class changes only at near-ties."""
+    torch.manual_seed(2)
+    model = XrayStudent(StudentConfig(widths=(4, 8, 8, 8), n_levels=3, n_frequencies=4)).eval()
+    matrices, depths = _pair_tensors(75.0)
+    points = torch.rand(4000, 3) * 200 - 100
+    with torch.inference_mode():
+        encoded = model.encode(torch.rand(1, 2, 64, 64), matrices, depths)
+        exact = model.logits_channels_first(encoded, points)
+        rounded = model.logits_channels_first(encoded, points, torch.bfloat16)
+    assert rounded.dtype == torch.float32
+    scale = exact.abs().max()
+    assert (rounded - exact).abs().max() < 0.05 * scale
+    top2 = exact.topk(2, dim=0).values
+    clear = (top2[0] - top2[1]) > 0.05 * scale
+    assert clear.float().mean() > 0.5
+    assert torch.equal(rounded.argmax(0)[clear], exact.argmax(0)[clear])

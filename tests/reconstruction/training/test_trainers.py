@@ -123,3 +123,18 @@ def test_teacher_extra_seeds_never_meet_the_shared_split_or_its_held_out_seeds()
     split = split_seeds(MASTER, N_TRAIN, 50)
     assert shared == split["train"] and len(extra) == 5
     assert not set(extra) & (set(split["train"]) | set(split["test"]))
+
+
+def test_student_records_the_view_grid_it_trains_on(tmp_path: Path, toy_cases) -> None:
+    from reconstruction.reconstruct_xray import load_student
+    from reconstruction.training.train_student import export_student
+
+    trainer = student(tmp_path, toy_cases, view_px=256)
+    assert trainer.model.config.view_size == 256
+    assert trainer.model.config.iso_pixel_mm == 0.575
+    trainer.train_step()
+    trainer.save()
+    shipped = export_student(tmp_path / "student.pt", tmp_path / "shipped.pt")
+    model, _ = load_student(str(shipped))
+    assert (model.config.view_size, model.config.iso_pixel_mm) == (256, 0.575)
+    assert abs(model.config.field_mm - 147.2) < 1e-6

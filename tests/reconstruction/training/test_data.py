@@ -1,0 +1,47 @@
+"""Training data: which phantoms are trained on, and which bank points are used."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from reconstruction.networks.geometry import DEFAULT_ISO_PIXEL_MM, REFERENCE_FIELD_MM
+from reconstruction.phantoms.dataset import case_seeds
+from reconstruction.training.data import (
+    HELD_OUT_BLOCK,
+    DataSettings,
+    split_seeds,
+    training_seeds,
+)
+from reconstruction.training.train_student import points_in_field
+
+from .conftest import toy_case
+
+
+def test_up_to_64_training_seeds_are_the_original_split() -> None:
+    assert training_seeds(2026, 64) == split_seeds(2026, 64, 0)["train"]
+    assert training_seeds(2026, 10) == split_seeds(2026, 10, 0)["train"]
+
+
+def test_more_training_seeds_skip_every_held_out_phantom() -> None:
+    seeds = training_seeds(2026, 128)
+    start, stop = HELD_OUT_BLOCK
+    held_out = case_seeds(2026, stop)[start:]
+    assert len(seeds) == len(set(seeds)) == 128
+    assert not set(seeds) & set(held_out)
+    # the student's test phantoms (evaluate build-test) are in the held-out block
+    assert set(split_seeds(2026, 64, 6)["test"]) <= set(held_out)
+
+
+def test_view_grid_keeps_the_reference_field() -> None:
+    assert DataSettings().iso_pixel_mm == DEFAULT_ISO_PIXEL_MM
+    for size in (128, 256, 384):
+        field = size * DataSettings(size_px=size).iso_pixel_mm
+        assert abs(field - REFERENCE_FIELD_MM) < 0.1
+
+
+def test_points_in_field_keeps_only_the_cube_around_the_isocentre() -> None:
+    case = toy_case(3)  # CT centre (0, 0, 0), bank points uniform in +-50 mm
+    kept = points_in_field(case, 60.0)
+    inside = np.all(np.abs(case.points) <= 30.0, axis=1)
+    assert 0 < len(kept) < len(case.points)
+    np.testing.assert_array_equal(kept, np.flatnonzero(inside))

@@ -1,0 +1,28 @@
+"""The held-out evaluation's summary tables: whole field of view and the slab both views show."""
+
+from __future__ import annotations
+
+from reconstruction.training.evaluate import SLAB_SUFFIX, markdown_table, summarise
+
+
+def _metrics(dice: float, assd: float) -> dict:
+    return {"dice": dice, "assd": assd, "hd95": 2 * assd}
+
+
+def test_tables_average_per_condition_and_keep_the_slab_apart() -> None:
+    rows = [
+        {
+            "condition": "sep90_dose100000",
+            "evaluations": 1000 + 200 * i,
+            "femur": _metrics(0.90 + 0.02 * i, 1.0 + i),
+            f"femur{SLAB_SUFFIX}": _metrics(0.96, 0.5 + 0.1 * i),
+        }
+        for i in range(2)
+    ]
+    summary = summarise(rows)
+    row = summary["sep90_dose100000"]
+    assert row["n_cases"] == 2 and row["mean_evaluations"] == 1100
+    assert abs(row["femur"]["dice"] - 0.91) < 1e-12 and abs(row["femur"]["assd"] - 1.5) < 1e-12
+    whole, slab = markdown_table(summary), markdown_table(summary, SLAB_SUFFIX)
+    assert "| sep90_dose100000 | 2 | 91.0 / 1.50 | - | - | - | 1100 |" in whole
+    assert "| sep90_dose100000 | 2 | 96.0 / 0.55 | - | - | - | 1100 |" in slab
