@@ -60,6 +60,21 @@ class DRRSettings:
             )
 
 
+def bone_centre(ct: Volume, threshold_hu: float = 200.0) -> tuple[float, float, float]:
+    """Where a radiographer centres the beam: the middle of the bones' extent (patient mm).
+
+    The extent is the 0.5th to 99.5th percentile of the voxels at >= `threshold_hu` per axis,
+    so noise specks and a stray implant do not move it; falls back to the volume centre if
+    the CT holds no bone."""
+    array = np.asarray(ct.array)
+    index = np.argwhere(array >= threshold_hu)
+    if len(index) == 0:
+        return tuple(float(x) for x in ct.index_to_patient((np.asarray(ct.shape) - 1) / 2.0))
+    patient = ct.index_to_patient(index[:: max(1, len(index) // 200_000)].astype(float))
+    low, high = np.percentile(patient, [0.5, 99.5], axis=0)
+    return tuple(float(x) for x in (low + high) / 2.0)
+
+
 def simulate_pair(
     ct: Volume, settings: DRRSettings, progress: Callable[[int], None] | None = None
 ) -> XrayPair:

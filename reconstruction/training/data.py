@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from reconstruction.drr.simulate import DRRSettings, simulate_pair
+from reconstruction.drr.simulate import DRRSettings, bone_centre, simulate_pair
 from reconstruction.networks.geometry import (
     DEFAULT_ISO_PIXEL_MM,
     DEFAULT_VIEW_SIZE,
@@ -67,6 +67,10 @@ class DataSettings:
     dose_photons: tuple[float, float] = (2e3, 1e6)  # log-uniform, per 128 px pixel
     ct_spacing_mm: float = 1.0
     phantom_dose: float = 1.0  # relative CT dose of the phantom generator
+    # None: the beam centred on the CT volume (the first models); a number: on the bones
+    # (drr.simulate.bone_centre, as a radiographer does) plus a uniform offset up to this many
+    # mm per axis, so the network cannot learn where the knee sits relative to the centre
+    isocentre_jitter_mm: float | None = None
 
     @property
     def iso_pixel_mm(self) -> float:
@@ -76,7 +80,10 @@ class DataSettings:
         return REFERENCE_FIELD_MM / self.size_px
 
     def key(self) -> str:
-        text = json.dumps({"v": CACHE_VERSION, **asdict(self)}, sort_keys=True)
+        fields = asdict(self)
+        if fields["isocentre_jitter_mm"] is None:  # keeps the keys of the earlier caches
+            del fields["isocentre_jitter_mm"]
+        text = json.dumps({"v": CACHE_VERSION, **fields}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -93,6 +100,7 @@ class TrainingCase:
     ct: np.ndarray  # (I, J, K) int16 HU, 1 mm
     ct_affine: np.ndarray  # (4, 4)
     fov_box: np.ndarray  # (2, 3) mm
+    isocentres: np.ndarray | None = None  # (K, 3) mm per pair; None: the CT volume centre
 
 
 def split_seeds(master_seed: int, n_train: int, n_test: int) -> dict[str, list[int]]:
@@ -152,6 +160,7 @@ def simulate_views(
     size_px: int,
     seed: int,
     iso_pixel_mm: float = DEFAULT_ISO_PIXEL_MM,
+    isocentre: tuple[float, float, float] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One DRR pair at `size_px` (reference detector width) -> normalised images, P', depths."""
     pair = simulate_pair(
@@ -162,6 +171,7 @@ def simulate_views(
             dose_photons=dose,
             size_px=size_px,
             seed=seed,
+            isocentre_mm=isocentre,
         ),
     )
     views = [normalise_view(v.image, v.geometry, size_px, iso_pixel_mm) for v in pair.views]
@@ -185,12 +195,26 @@ def build_case(seed: int, settings: DataSettings) -> TrainingCase:
     rng = np.random.default_rng([seed, 2026])
     pairs = []
     low, high = settings.separation_deg
+    jitter = settings.isocentre_jitter_mm
+    knee = None if jitter is None else np.asarray(bone_centre(ct))
+    isocentres = []
     for index in range(settings.pairs_per_case):
         separation = float(rng.uniform(low, high))
         first = float(rng.uniform(-1, 1) * settings.first_angle_jitter_deg)
         dose = float(np.exp(rng.uniform(*np.log(settings.dose_photons))))
+        isocentre = None
+        if knee is not None:
+            isocentre = tuple(float(x) for x in knee + rng.uniform(-jitter, jitter, 3))
+            isocentres.append(isocentre)
         views = simulate_views(
-            ct, separation, first, dose, settings.size_px, seed + index, settings.iso_pixel_mm
+            ct,
+            separation,
+            first,
+            dose,
+            settings.size_px,
+            seed + index,
+            settings.iso_pixel_mm,
+            isocentre,
         )
         pairs.append((views, separation, dose))
     points = sample_query_points(ct, settings, rng, settings.points_per_case)
@@ -206,6 +230,7 @@ def build_case(seed: int, settings: DataSettings) -> TrainingCase:
         ct=np.asarray(ct.array, dtype=np.int16),
         ct_affine=np.asarray(ct.affine, dtype=float),
         fov_box=np.asarray(case.metadata["fov_box_mm"], dtype=float),
+        isocentres=np.asarray(isocentres, dtype=float) if isocentres else None,
     )
 
 
@@ -219,13 +244,23 @@ def with_orthogonal_pairs(case: TrainingCase, settings: DataSettings) -> Trainin
         rng.uniform(*settings.separation_deg)  # keep the random stream aligned with build_case
         first = float(rng.uniform(-1, 1) * settings.first_angle_jitter_deg)
         dose = float(case.doses[index])
+        isocentre = None if case.isocentres is None else tuple(case.isocentres[index])
         views = simulate_views(
-            ct, 90.0, first, dose, settings.size_px, case.seed + index, settings.iso_pixel_mm
+            ct,
+            90.0,
+            first,
+            dose,
+            settings.size_px,
+            case.seed + index,
+            settings.iso_pixel_mm,
+            isocentre,
         )
         images.append(views[0])
         projections.append(views[1])
         depths.append(views[2])
         rng.uniform(size=1)  # the dose draw of build_case
+        if settings.isocentre_jitter_mm is not None:
+            rng.uniform(size=3)  # and its isocentre offset
     case.images = np.stack(images).astype(np.float32)
     case.projections = np.stack(projections)
     case.reference_depths = np.stack(depths)
@@ -244,6 +279,8 @@ def load_case(seed: int, settings: DataSettings, cache_dir: Path = DEFAULT_CACHE
         with np.load(path) as data:
             fields = {name: data[name] for name in data.files}
         fields["seed"] = int(fields["seed"])
+        if "isocentres" in fields and fields["isocentres"].ndim != 2:
+            fields["isocentres"] = None  # saved as an object-free placeholder
         fields["images"] = fields["images"].astype(np.float32)
         return TrainingCase(**fields)
     case = build_case(seed, settings)
@@ -258,6 +295,8 @@ def _save_atomic(path: Path, case: TrainingCase) -> None:
     try:
         arrays = asdict(case)
         arrays["images"] = arrays["images"].astype(np.float16)
+        if arrays["isocentres"] is None:
+            arrays["isocentres"] = np.zeros(0)
         np.savez(temp, **arrays)
         os.replace(temp, path)
     finally:
@@ -296,8 +335,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--view-px", type=int, default=DEFAULT_VIEW_SIZE)
     parser.add_argument("--pairs", type=int, default=DataSettings.pairs_per_case)
+    parser.add_argument(
+        "--isocentre-jitter-mm", type=float, default=None, help="centre on the bones +- this"
+    )
     args = parser.parse_args(argv)
-    settings = DataSettings(size_px=args.view_px, pairs_per_case=args.pairs)
+    settings = DataSettings(
+        size_px=args.view_px,
+        pairs_per_case=args.pairs,
+        isocentre_jitter_mm=args.isocentre_jitter_mm,
+    )
     held_out = split_seeds(args.master_seed, HELD_OUT_BLOCK[0], args.test)["test"]
     seeds = training_seeds(args.master_seed, args.train) + held_out[: args.test]
     prebuild(seeds, settings, args.cache, args.workers)

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import trimesh
 
-from reconstruction.drr.simulate import DRRSettings, simulate_pair
+from reconstruction.drr.simulate import DRRSettings, bone_centre, simulate_pair
 from reconstruction.io import read_xray_pair, write_xray_pair
 from reconstruction.phantoms.generator import generate_case
 from reconstruction.training.data import split_seeds
@@ -47,9 +47,14 @@ def build_test_case(seed: int, out: Path, size_px: int = 512) -> dict:
         mesh.export(out / f"truth_{name}.stl")
     np.savez_compressed(out / "ct.npz", ct=case.ct.array, affine=case.ct.affine)
     conditions = [(a, DOSES[0]) for a in ANGLES] + [(ANGLES[0], d) for d in DOSES[1:]]
+    centre = bone_centre(case.ct)  # the beam centred on the knee, as a radiographer does
     for index, (separation, dose) in enumerate(conditions):
         settings = DRRSettings(
-            separation_deg=separation, dose_photons=dose, size_px=size_px, seed=seed % 10**6 + index
+            separation_deg=separation,
+            dose_photons=dose,
+            size_px=size_px,
+            seed=seed % 10**6 + index,
+            isocentre_mm=centre,
         )
         pair = simulate_pair(case.ct, settings)
         write_xray_pair(
@@ -241,7 +246,8 @@ def real_knee(checkpoint: str, work: Path, separations: tuple[float, ...] = (90.
     ct = pseudo_ct_from_labels(source)
     results = {}
     for separation in separations:
-        pair = simulate_pair(ct, DRRSettings(separation_deg=separation, seed=11))
+        settings = DRRSettings(separation_deg=separation, seed=11, isocentre_mm=bone_centre(ct))
+        pair = simulate_pair(ct, settings)
         pair_dir = work / f"real_sep{separation:g}"
         write_xray_pair(pair_dir, [v.image for v in pair.views], [v.geometry for v in pair.views])
         results[f"sep{separation:g}"] = evaluate_pair_dir(pair_dir, truth, checkpoint)

@@ -69,6 +69,7 @@ class StudentRun:
     threads: int = 1  # OpenMP spin-waits make 2 threads far slower on a loaded 2-core box
     view_px: int = 128  # normalised view grid (pixels over the reference detector's field)
     pairs_per_case: int = 4
+    isocentre_jitter_mm: float | None = None  # see DataSettings; None: volume-centred pairs
     cache: str = str(DEFAULT_CACHE)
     config: dict = field(default_factory=lambda: StudentConfig().to_dict())
 
@@ -102,7 +103,10 @@ class StudentData:
         for seed, case in self.cases.items():
             if run.orthogonal_only:
                 with_orthogonal_pairs(case, settings)
-            self.in_field[seed] = points_in_field(case, settings.size_px * settings.iso_pixel_mm)
+            field = settings.size_px * settings.iso_pixel_mm
+            self.in_field[seed] = [
+                points_in_field(case, field, pair) for pair in range(len(case.separations))
+            ]
             case.ct = np.empty((0, 0, 0), dtype=np.int16)  # the student never reads the CT
 
     @classmethod
@@ -112,7 +116,9 @@ class StudentData:
         """In-memory data (tests, experiments) instead of the phantom cache."""
         data = cls.__new__(cls)
         data.run, data.cases, data.labelled, data.teacher = run, cases, labelled, teacher
-        data.in_field = {s: np.arange(len(c.points)) for s, c in cases.items()}
+        data.in_field = {
+            s: [np.arange(len(c.points))] * len(c.separations) for s, c in cases.items()
+        }
         data.seeds = sorted(cases) if teacher is not None else sorted(labelled)
         return data
 
@@ -142,9 +148,10 @@ class StudentData:
         # with a teacher, draw among the bank points it labelled (positions into its targets);
         # without, among the bank points inside the views' field (the only ones ever queried)
         targets = None if self.teacher is None else self.teacher[case.seed]["index"].numpy()
-        available = len(self.in_field[case.seed]) if targets is None else len(targets)
+        in_field = self.in_field[case.seed][pair]
+        available = len(in_field) if targets is None else len(targets)
         position = np.sort(rng.choice(available, self.run.points, replace=False))
-        index = self.in_field[case.seed][position] if targets is None else targets[position]
+        index = in_field[position] if targets is None else targets[position]
         return (
             case.images[pair],
             case.projections[pair],
@@ -155,19 +162,26 @@ class StudentData:
         )
 
 
-def points_in_field(case: TrainingCase, field_mm: float) -> np.ndarray:
+def points_in_field(case: TrainingCase, field_mm: float, pair: int = 0) -> np.ndarray:
     """Indices of the bank points inside the cube of the normalised views' field around the
-    isocentre (the CT volume centre, where simulate_pair puts it); inference never queries
-    outside it, so training there would only teach guesses from zero-padded features."""
-    centre = (
-        case.ct_affine[:3, :3] @ ((np.asarray(case.ct.shape) - 1) / 2.0) + case.ct_affine[:3, 3]
-    )
+    pair's isocentre (without recorded isocentres, the CT volume centre, where simulate_pair
+    puts it); inference never queries outside it, so training there would only teach
+    guesses from zero-padded features."""
+    if case.isocentres is not None:
+        centre = np.asarray(case.isocentres[pair])
+    else:
+        shape_centre = (np.asarray(case.ct.shape) - 1) / 2.0
+        centre = case.ct_affine[:3, :3] @ shape_centre + case.ct_affine[:3, 3]
     inside = np.all(np.abs(case.points - centre) <= field_mm / 2.0, axis=1)
     return np.flatnonzero(inside)
 
 
 def run_data_settings(run: StudentRun) -> DataSettings:
-    return DataSettings(size_px=run.view_px, pairs_per_case=run.pairs_per_case)
+    return DataSettings(
+        size_px=run.view_px,
+        pairs_per_case=run.pairs_per_case,
+        isocentre_jitter_mm=run.isocentre_jitter_mm,
+    )
 
 
 def _load_teacher_cache(path: str | None) -> dict | None:
@@ -280,6 +294,9 @@ class StudentTrainer:
         self.save()
 
 
+OPTIONAL_TYPES = {"isocentre_jitter_mm": float}
+
+
 def parse_args(argv: list[str] | None) -> tuple[StudentRun, bool]:
     defaults = StudentRun()
     parser = argparse.ArgumentParser(prog="python -m reconstruction.training.train_student")
@@ -290,7 +307,7 @@ def parse_args(argv: list[str] | None) -> tuple[StudentRun, bool]:
         if isinstance(value, bool):
             parser.add_argument(flag, action="store_true", default=value)
         else:
-            kind = type(value) if value is not None else str
+            kind = type(value) if value is not None else OPTIONAL_TYPES.get(name, str)
             parser.add_argument(flag, type=kind, default=value)
     parser.add_argument("--config", type=json.loads, default=None, help="StudentConfig JSON")
     parser.add_argument("--resume", action="store_true", help="continue from --out if present")

@@ -61,7 +61,7 @@ def simulate_drr(
     seed: int = 0,
 ) -> dict:
     """Biplanar DRRs from the case's CT, stored as a simulated X-ray pair."""
-    from reconstruction.drr.simulate import DRRSettings, simulate_pair
+    from reconstruction.drr.simulate import DRRSettings, bone_centre, simulate_pair
 
     from .models import Case, XRayPair
     from .services import store_xray_pair
@@ -69,8 +69,12 @@ def simulate_drr(
     case = Case.objects.select_related("ct").get(pk=context.case_id)
     context.report(5, "reading CT")
     ct = imaging_io.read_volume(Path(settings.MEDIA_ROOT) / case.ct.file.name, require_ct=True)
-    drr_settings = DRRSettings(
-        separation_deg=separation_deg, dose_photons=dose_photons, size_px=size_px, seed=seed
+    drr_settings = DRRSettings(  # the beam centred on the knee, as a radiographer would
+        separation_deg=separation_deg,
+        dose_photons=dose_photons,
+        size_px=size_px,
+        seed=seed,
+        isocentre_mm=bone_centre(ct),
     )
     total_rays = 2 * size_px * size_px
     done = [0]

@@ -98,7 +98,7 @@ def test_wrong_image_size(toy_pair: Path, tmp_path: Path, capsys) -> None:
 def held_out_case(tmp_path_factory):
     if not SHIPPED.exists():
         pytest.skip("no shipped student checkpoint")
-    from reconstruction.drr.simulate import DRRSettings, simulate_pair
+    from reconstruction.drr.simulate import DRRSettings, bone_centre, simulate_pair
     from reconstruction.phantoms.generator import generate_case
     from reconstruction.training.data import split_seeds
 
@@ -106,7 +106,9 @@ def held_out_case(tmp_path_factory):
         7
     ]  # after the training seeds and the model-card test set
     case = generate_case(seed, spacing=(1.0, 1.0, 1.0), with_meshes=False)
-    pair = simulate_pair(case.ct, DRRSettings(separation_deg=90.0, size_px=256, seed=3))
+    centre = bone_centre(case.ct)  # as the product's DRR job and the test set centre the beam
+    settings = DRRSettings(separation_deg=90.0, size_px=256, seed=3, isocentre_mm=centre)
+    pair = simulate_pair(case.ct, settings)
     directory = write_xray_pair(
         tmp_path_factory.mktemp("held_out") / "pair",
         [v.image for v in pair.views],

@@ -45,3 +45,26 @@ def test_points_in_field_keeps_only_the_cube_around_the_isocentre() -> None:
     inside = np.all(np.abs(case.points) <= 30.0, axis=1)
     assert 0 < len(kept) < len(case.points)
     np.testing.assert_array_equal(kept, np.flatnonzero(inside))
+
+
+def test_jittered_pairs_are_centred_on_the_bones_and_select_their_own_field() -> None:
+    from reconstruction.drr.simulate import bone_centre
+    from reconstruction.training.data import build_case
+    from reconstruction.volume import Volume
+
+    settings = DataSettings(
+        size_px=32, pairs_per_case=2, points_per_case=3000, isocentre_jitter_mm=20.0
+    )
+    seed = training_seeds(2026, 1)[0]
+    case = build_case(seed, settings)
+    knee = np.asarray(bone_centre(Volume(case.ct, case.ct_affine, "CT")))
+    assert case.isocentres.shape == (2, 3)
+    assert np.all(np.abs(case.isocentres - knee) <= 20.0)
+    assert not np.allclose(case.isocentres[0], case.isocentres[1])
+    # the projections look at those centres: the isocentre projects to the view centre
+    for projection, centre in zip(case.projections, case.isocentres, strict=True):
+        image = projection[0] @ np.append(centre, 1.0)
+        np.testing.assert_allclose(image[:2] / image[2], (32 - 1) / 2.0, atol=1e-6)
+    for pair in range(2):
+        kept = case.points[points_in_field(case, 60.0, pair)]
+        assert len(kept) and np.all(np.abs(kept - case.isocentres[pair]) <= 30.0)
