@@ -26,7 +26,7 @@ from reconstruction.drr.geometry import (
 )
 from reconstruction.drr.noise import DEFAULT_PHOTONS_PER_PIXEL
 from reconstruction.drr.projector import MU_WATER_PER_MM
-from reconstruction.drr.simulate import DETECTOR_WIDTH_MM, DRRSettings, simulate_pair
+from reconstruction.drr.simulate import DETECTOR_WIDTH_MM, DRRSettings, bone_centre, simulate_pair
 from reconstruction.errors import ImagingError
 from reconstruction.io import read_volume, write_xray_pair
 
@@ -67,6 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--isocentre", type=float, nargs=3, default=None, help="patient mm; default volume centre"
     )
+    parser.add_argument(
+        "--centre-on-bones",
+        action="store_true",
+        help="isocentre at the middle of the bones (>= 200 HU), as a radiographer centres the "
+        "beam on the knee and the site's DRR job does",
+    )
     parser.add_argument("--noiseless", action="store_true", help="ideal line integrals, no noise")
     parser.add_argument("--blur", type=float, default=0.5, help="detector blur sigma in pixels")
     parser.add_argument("--scatter", type=float, default=0.0, help="scatter-to-primary fraction")
@@ -85,6 +91,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _isocentre(args: argparse.Namespace, ct) -> tuple[float, float, float] | None:
+    if args.isocentre and args.centre_on_bones:
+        raise ImagingError("give either --isocentre or --centre-on-bones, not both")
+    if args.centre_on_bones:
+        return bone_centre(ct)
+    return tuple(args.isocentre) if args.isocentre else None
+
+
 def run(args: argparse.Namespace) -> None:
     if args.size < 8 or args.size > 4096:  # named after the flag, checked before reading the CT
         raise ImagingError(f"--size must be between 8 and 4096 pixels, got {args.size}")
@@ -96,7 +110,7 @@ def run(args: argparse.Namespace) -> None:
         pixel_spacing_mm=args.pixel_spacing,
         source_isocentre_mm=args.sid,
         source_detector_mm=args.sdd,
-        isocentre_mm=tuple(args.isocentre) if args.isocentre else None,
+        isocentre_mm=_isocentre(args, ct),
         dose_photons=None if args.noiseless else args.dose,
         blur_sigma_px=args.blur,
         scatter_fraction=args.scatter,

@@ -327,9 +327,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--student-view-px", type=int, default=128, help="the student run's")
     parser.add_argument("--student-pairs", type=int, default=4, help="the student run's")
+    parser.add_argument(
+        "--student-isocentre-jitter-mm", type=float, default=None, help="the student run's"
+    )
     args = vars(parser.parse_args(argv))
     student_data = DataSettings(
-        size_px=args.pop("student_view_px"), pairs_per_case=args.pop("student_pairs")
+        size_px=args.pop("student_view_px"),
+        pairs_per_case=args.pop("student_pairs"),
+        isocentre_jitter_mm=args.pop("student_isocentre_jitter_mm"),
     )
     resume, targets, stride = args.pop("resume"), args.pop("targets"), args.pop("target_stride")
     init = args.pop("init")

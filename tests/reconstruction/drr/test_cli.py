@@ -166,3 +166,18 @@ def test_python_dash_m_entry_point(tmp_path: Path) -> None:
     assert result.stderr.strip().splitlines() == [
         f"error: no such file or directory: {tmp_path / 'missing.nii.gz'}"
     ]
+
+
+def test_cli_centres_the_beam_on_the_bones_when_asked(tmp_path: Path, ct: Volume) -> None:
+    from reconstruction.drr.simulate import bone_centre
+
+    source = write_nifti(ct, tmp_path / "ct.nii.gz")
+    out = tmp_path / "out"
+    common = ["--ct", str(source), "--separation", "90", "--size", "32", "--noiseless"]
+    assert main([*common, "--centre-on-bones", "--out", str(out)]) == 0
+    view = json.loads((out / "geometry.json").read_text())["views"][0]
+    assert np.allclose(view["isocentre_mm"], bone_centre(ct))
+    volume_centre = ct.index_to_patient((np.asarray(ct.shape) - 1) / 2.0)
+    assert not np.allclose(view["isocentre_mm"], volume_centre)  # the bead is off-centre
+    both = [*common, "--centre-on-bones", "--isocentre", "0", "0", "0", "--out", str(out)]
+    assert main(both) == 2
