@@ -99,11 +99,12 @@ class StudentData:
         self.cases: dict[int, TrainingCase] = {
             s: load_case(s, settings, Path(run.cache)) for s in self.seeds
         }
-        self.in_field: dict[int, np.ndarray] = {}
+        # per case, per pair: the bank points inside that pair's field
+        self.in_field: dict[int, list[np.ndarray]] = {}
+        field = settings.size_px * settings.iso_pixel_mm
         for seed, case in self.cases.items():
             if run.orthogonal_only:
                 with_orthogonal_pairs(case, settings)
-            field = settings.size_px * settings.iso_pixel_mm
             self.in_field[seed] = [
                 points_in_field(case, field, pair) for pair in range(len(case.separations))
             ]
