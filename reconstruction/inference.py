@@ -41,11 +41,14 @@ class RefineSettings:
 @dataclass
 class RefineResult:
     labels: Volume  # uint8 classes on the finest lattice (affine: node index -> mm)
-    evaluations: int
+    evaluations: int  # lattice nodes passed to the class function
     evaluations_per_level: list[int] = field(default_factory=list)
+    # set by callers whose class function skips some nodes (e.g. outside the X-ray views)
+    network_evaluations: int | None = None
 
     def fraction_of_dense(self, dense_nodes: int = 256**3) -> float:
-        return self.evaluations / dense_nodes
+        used = self.evaluations if self.network_evaluations is None else self.network_evaluations
+        return used / dense_nodes
 
 
 def lattice_shape(lo: np.ndarray, hi: np.ndarray, settings: RefineSettings) -> tuple[int, ...]:

@@ -37,6 +37,7 @@ from reconstruction.networks import CLASS_NAMES
 from reconstruction.runtime import inference_dtype_name, keep_freed_memory
 
 if TYPE_CHECKING:  # torch, trimesh and the meshing stack load lazily: bad input fails fast
+    import torch
     import trimesh
 
     from reconstruction.meshing import MeshSettings
@@ -95,26 +96,41 @@ def field_box(pair: XrayPair, field_mm: float) -> tuple[np.ndarray, np.ndarray]:
     return centre - half, centre + half
 
 
-def make_classifier(
-    model: XrayStudent, encoded: EncodedViews, size: int, dtype_name: str = "float32"
-) -> Callable[[np.ndarray], np.ndarray]:
-    """points (N, 3) mm -> arg-max class; points outside either view are background."""
-    import torch
+class ViewClassifier:
+    """points (N, 3) mm -> arg-max class. A point outside either view is background without
+    running the network (no view shows it); `network_evaluations` counts the points that
+    did run it."""
 
-    dtype = getattr(torch, dtype_name)
+    def __init__(
+        self, model: XrayStudent, encoded: EncodedViews, size: int, dtype_name: str = "float32"
+    ) -> None:
+        import torch
 
-    def classify(points: np.ndarray) -> np.ndarray:
+        self.model, self.encoded, self.size = model, encoded, size
+        self.dtype = getattr(torch, dtype_name)
+        self.network_evaluations = 0
+
+    def seen(self, points: torch.Tensor) -> torch.Tensor:
+        import torch
+
+        homogeneous = torch.cat([points, torch.ones_like(points[..., :1])], -1)
+        pixels = torch.einsum("vij,nj->vni", self.encoded.projections[0], homogeneous)
+        uv = pixels[..., :2] / pixels[..., 2:]
+        return ((uv >= -0.5) & (uv <= self.size - 0.5)).all(-1).all(0)
+
+    def __call__(self, points: np.ndarray) -> np.ndarray:
+        import torch
+
         tensor = torch.from_numpy(np.asarray(points, dtype=np.float32))
+        classes = np.zeros(len(tensor), dtype=np.uint8)
         with torch.inference_mode():
-            logits = model.logits_channels_first(encoded, tensor, dtype)
-            homogeneous = torch.cat([tensor, torch.ones_like(tensor[..., :1])], -1)
-            pixels = torch.einsum("vij,nj->vni", encoded.projections[0], homogeneous)
-            uv = pixels[..., :2] / pixels[..., 2:]
-            seen = ((uv >= -0.5) & (uv <= size - 0.5)).all(-1).all(0)
-            classes = logits.argmax(0) * seen
-        return classes.numpy().astype(np.uint8)
-
-    return classify
+            seen = self.seen(tensor)
+            visible = tensor[seen]
+            if len(visible):
+                logits = self.model.logits_channels_first(self.encoded, visible, self.dtype)
+                classes[seen.numpy()] = logits.argmax(0).numpy().astype(np.uint8)
+        self.network_evaluations += len(visible)
+        return classes
 
 
 def predict_labels(
@@ -155,8 +171,9 @@ def predict_labels(
     report("coarse-to-fine occupancy", 0.15)
     start = time.perf_counter()
     lo, hi = field_box(pair, config.field_mm)
-    classify = make_classifier(model, encoded, size, dtype_name or inference_dtype_name())
+    classify = ViewClassifier(model, encoded, size, dtype_name or inference_dtype_name())
     result = coarse_to_fine(classify, lo, hi, refine)
+    result.network_evaluations = classify.network_evaluations
     timings["occupancy"] = time.perf_counter() - start
     return result, timings, digest
 
@@ -191,10 +208,11 @@ def reconstruct_from_xray(
         "checkpoint_sha256": digest,
         "units": "mm, patient LPS coordinates of the projection matrices",
         "separation_deg": round(pair.separation_deg, 3),
-        "network_evaluations": result.evaluations,
-        "evaluations_per_level": result.evaluations_per_level,
+        "network_evaluations": result.network_evaluations,
+        "lattice_nodes_classified": result.evaluations,
+        "nodes_per_level": result.evaluations_per_level,
         "dense_256_cubed_evaluations": DENSE_REFERENCE_NODES,
-        "fraction_of_dense_256": round(result.fraction_of_dense(DENSE_REFERENCE_NODES), 5),
+        "fraction_of_dense_256": round(result.network_evaluations / DENSE_REFERENCE_NODES, 5),
         "point_products_dtype": dtype_name,
         "finest_spacing_mm": refine.fine_mm,
         "coarse_spacing_mm": refine.coarse_mm,

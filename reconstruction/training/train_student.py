@@ -99,16 +99,17 @@ class StudentData:
         self.cases: dict[int, TrainingCase] = {
             s: load_case(s, settings, Path(run.cache)) for s in self.seeds
         }
-        # per case, per pair: the bank points inside that pair's field
-        self.in_field: dict[int, list[np.ndarray]] = {}
+        # per case, per pair: the points a step may draw (inside that pair's field)
+        self.drawable: dict[int, list[np.ndarray]] = {}
         field = settings.size_px * settings.iso_pixel_mm
         for seed, case in self.cases.items():
             if run.orthogonal_only:
                 with_orthogonal_pairs(case, settings)
-            self.in_field[seed] = [
+            self.drawable[seed] = [
                 points_in_field(case, field, pair) for pair in range(len(case.separations))
             ]
             case.ct = np.empty((0, 0, 0), dtype=np.int16)  # the student never reads the CT
+        self.drawable = self._restricted_to_teacher_targets(self.drawable)
 
     @classmethod
     def from_cases(
@@ -117,11 +118,27 @@ class StudentData:
         """In-memory data (tests, experiments) instead of the phantom cache."""
         data = cls.__new__(cls)
         data.run, data.cases, data.labelled, data.teacher = run, cases, labelled, teacher
-        data.in_field = {
-            s: [np.arange(len(c.points))] * len(c.separations) for s, c in cases.items()
-        }
+        data.drawable = data._restricted_to_teacher_targets(
+            {s: [np.arange(len(c.points))] * len(c.separations) for s, c in cases.items()}
+        )
         data.seeds = sorted(cases) if teacher is not None else sorted(labelled)
         return data
+
+    def _restricted_to_teacher_targets(
+        self, in_field: dict[int, list[np.ndarray]]
+    ) -> dict[int, list[np.ndarray]]:
+        """With a teacher, the drawable points of a pair are its in-field points that the
+        teacher labelled, as positions into the teacher's targets (whose `index` holds their
+        bank indices); without one, the in-field bank indices themselves."""
+        if self.teacher is None:
+            return in_field
+        restricted = {}
+        for seed, per_pair in in_field.items():
+            if seed not in self.teacher:
+                raise ValueError(f"the teacher targets have no case {seed}: rebuild them")
+            targets = self.teacher[seed]["index"].numpy()
+            restricted[seed] = [np.flatnonzero(np.isin(targets, inside)) for inside in per_pair]
+        return restricted
 
     def sample(self, rng: np.random.Generator) -> Batch:
         chosen = [self.seeds[i] for i in rng.integers(0, len(self.seeds), self.run.batch)]
@@ -146,13 +163,12 @@ class StudentData:
 
     def _sample_case(self, case: TrainingCase, rng: np.random.Generator) -> tuple:
         pair = int(rng.integers(0, len(case.separations)))
-        # with a teacher, draw among the bank points it labelled (positions into its targets);
-        # without, among the bank points inside the views' field (the only ones ever queried)
+        # only points inside the views' field (the only ones inference queries); with a
+        # teacher, only those it labelled, as positions into its targets
+        drawable = self.drawable[case.seed][pair]
+        position = drawable[np.sort(rng.choice(len(drawable), self.run.points, replace=False))]
         targets = None if self.teacher is None else self.teacher[case.seed]["index"].numpy()
-        in_field = self.in_field[case.seed][pair]
-        available = len(in_field) if targets is None else len(targets)
-        position = np.sort(rng.choice(available, self.run.points, replace=False))
-        index = in_field[position] if targets is None else targets[position]
+        index = position if targets is None else targets[position]
         return (
             case.images[pair],
             case.projections[pair],

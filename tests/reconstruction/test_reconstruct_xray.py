@@ -159,3 +159,33 @@ def test_the_reconstruction_box_is_the_shipped_models_view_field(held_out_case) 
     lo, hi = field_box(pair, model.config.field_mm)
     np.testing.assert_allclose(hi - lo, model.config.field_mm)
     np.testing.assert_allclose((lo + hi) / 2, pair.views[0].geometry.isocentre_mm)
+
+
+def test_points_no_view_shows_are_background_without_running_the_network(
+    held_out_case, monkeypatch
+) -> None:
+    import torch
+
+    import reconstruction.reconstruct_xray as reconstruct_xray
+    from reconstruction.inference import RefineSettings
+
+    made = []
+
+    class Recording(reconstruct_xray.ViewClassifier):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(reconstruct_xray, "ViewClassifier", Recording)
+    _, pair, _ = held_out_case
+    result, _, _ = reconstruct_xray.predict_labels(
+        pair, refine=RefineSettings(levels=1), dtype_name="float32"
+    )
+    lattice = result.labels
+    nodes = np.argwhere(np.ones(lattice.array.shape, dtype=bool))
+    points = (nodes * lattice.affine[0, 0] + lattice.affine[:3, 3]).astype(np.float32)
+    seen = made[0].seen(torch.from_numpy(points)).numpy()
+    assert 0 < seen.sum() < len(seen)  # the cone clips the corners of the field's cube
+    assert not lattice.array[tuple(nodes[~seen].T)].any()
+    assert 0 < result.network_evaluations < result.evaluations
+    assert made[0].network_evaluations == result.network_evaluations

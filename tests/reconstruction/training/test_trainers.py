@@ -138,3 +138,35 @@ def test_student_records_the_view_grid_it_trains_on(tmp_path: Path, toy_cases) -
     model, _ = load_student(str(shipped))
     assert (model.config.view_size, model.config.iso_pixel_mm) == (256, 0.575)
     assert abs(model.config.field_mm - 147.2) < 1e-6
+
+
+def one_hot_teacher(cases, stride: int = 3) -> dict:
+    """Teacher targets that are the exact labels of every `stride`-th bank point."""
+    targets = {}
+    for seed, case in cases.items():
+        index = np.arange(0, len(case.points), stride)
+        probabilities = np.eye(3, dtype=np.float32)[case.labels[index]]
+        targets[seed] = {
+            "index": torch.from_numpy(index),
+            "probabilities": torch.from_numpy(probabilities),
+            "features": torch.zeros(len(index), 8),
+        }
+    return targets
+
+
+def test_distillation_batches_pair_each_point_with_its_own_teacher_target(
+    tmp_path: Path, toy_cases
+) -> None:
+    trainer = student(tmp_path, toy_cases, teacher=one_hot_teacher(toy_cases))
+    batch = trainer.data.sample(np.random.default_rng(0))
+    assert torch.equal(batch.teacher_probabilities.argmax(-1), batch.labels.long())
+
+
+def test_distillation_draws_only_teacher_labelled_points_inside_the_pairs_field(
+    tmp_path: Path, toy_cases
+) -> None:
+    data = student(tmp_path, toy_cases).data
+    seed = sorted(toy_cases)[0]
+    data.teacher = {seed: {"index": torch.tensor([0, 3, 6, 9, 12])}}
+    restricted = data._restricted_to_teacher_targets({seed: [np.array([3, 4, 9, 13])]})
+    assert restricted[seed][0].tolist() == [1, 3]  # positions of bank points 3 and 9
