@@ -183,3 +183,44 @@ def canonical_labels_from_real_knee(labels: Volume) -> Volume:
         modality="LABELS",
         metadata={"labels": dict(CANONICAL_BONE_LABELS), "source": "real knee scheme"},
     )
+
+
+def extend_label_field(
+    labels: Volume, along_limb_mm: float = 40.0, across_mm: float = 30.0
+) -> tuple[Volume, np.ndarray]:
+    """The label map on a larger grid, so that its radiographs do not show the scan's box.
+
+    An MRI label map stops at the scanner's field of view: bones and soft tissue end in flat
+    cuts that no radiograph of a leg shows. Along the limb axis (the array axis closest to
+    patient z) the end slices are repeated for `along_limb_mm` (the shafts continue as
+    prisms of their last cross-section); across it the map is padded with background for
+    `across_mm`, where the body contour of `pseudo_ct_from_labels` closes by itself.
+    Returns the extended Volume and the patient-z interval [lo, hi] (mm) the original map
+    covers: the only region where the labels are the truth.
+    """
+    array = np.asarray(labels.array)
+    affine = np.asarray(labels.affine, dtype=float)
+    spacing = np.asarray(labels.spacing, dtype=float)
+    limb_axis = int(np.argmax(np.abs(affine[2, :3])))
+    pads = [int(np.ceil(across_mm / s)) for s in spacing]
+    pads[limb_axis] = 0
+    padded = np.pad(array, [(p, p) for p in pads], mode="constant")
+    along = int(np.ceil(along_limb_mm / spacing[limb_axis]))
+    width = [(0, 0)] * 3
+    width[limb_axis] = (along, along)
+    padded = np.pad(padded, width, mode="edge")
+    shift = np.array(pads, dtype=float)
+    shift[limb_axis] = along
+    extended = affine.copy()
+    extended[:3, 3] = affine[:3, 3] - affine[:3, :3] @ shift
+    corners_z = [affine[2, 3], affine[2, 3] + affine[2, limb_axis] * (array.shape[limb_axis] - 1)]
+    volume = Volume(
+        array=padded,
+        affine=extended,
+        modality=labels.modality,
+        metadata={
+            **labels.metadata,
+            "extended": {"along_limb_mm": along_limb_mm, "across_mm": across_mm},
+        },
+    )
+    return volume, np.array(sorted(corners_z))

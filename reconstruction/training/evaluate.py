@@ -82,19 +82,23 @@ def surface_metrics(
 
 
 def evaluate_pair_dir(
-    pair_dir: Path, truth: dict[str, trimesh.Trimesh], checkpoint: str, slab_mm: float = 0.0
+    pair_dir: Path,
+    truth: dict[str, trimesh.Trimesh],
+    checkpoint: str,
+    slab_mm: float = 0.0,
+    roi=None,
 ) -> dict:
     """Metrics of one reconstruction; with `slab_mm` also within |z - isocentre z| <= slab_mm,
     the part of the knee that both X-ray views actually show (the detector covers about
-    +-70 mm around the isocentre, the CT field of view +-85 mm)."""
+    +-70 mm around the isocentre, the CT field of view +-85 mm); an explicit `roi` replaces
+    that slab."""
     from evaluation.surface import Slab
     from reconstruction.reconstruct_xray import reconstruct_from_xray
 
     pair = read_xray_pair(pair_dir)
     meshes, summary = reconstruct_from_xray(pair, checkpoint)
     row = {"evaluations": summary["network_evaluations"], "seconds": summary["timings_s"]["total"]}
-    roi = None
-    if slab_mm > 0:
+    if roi is None and slab_mm > 0:
         centre = tuple(float(x) for x in pair.views[0].geometry.isocentre_mm)
         roi = Slab(centre=centre, below=slab_mm, above=slab_mm)
     for bone in BONES:
@@ -230,28 +234,51 @@ def evaluate_teacher(teacher_path: str, seeds: list[int]) -> dict:
     return {"rows": rows}
 
 
-def real_knee(checkpoint: str, work: Path, separations: tuple[float, ...] = (90.0, 60.0)) -> dict:
-    """Pseudo-CT from the real knee labels -> DRRs -> reconstruction vs the label meshes."""
+REAL_KNEE_EDGE_MARGIN_MM = 8.0  # keeps the label map's flat end caps out of the ROI
+
+
+def real_knee(
+    checkpoint: str,
+    work: Path,
+    separations: tuple[float, ...] = (90.0, 60.0),
+    extend: bool = True,
+) -> dict:
+    """Pseudo-CT from the real knee labels -> DRRs -> reconstruction vs the label meshes.
+
+    With `extend` the label map is first continued beyond the MRI's field of view
+    (pseudoct.extend_label_field) so that the radiographs show no scan box, and the "_slab"
+    metrics are taken where the labels are the truth: the map's own z range, less
+    REAL_KNEE_EDGE_MARGIN_MM at each end (both surfaces cropped there). The whole-field
+    metrics compare with the truncated label meshes as before."""
+    from evaluation.surface import Slab
     from reconstruction.io import read_volume
     from reconstruction.meshing import meshes_from_labels
     from reconstruction.pseudoct import (
         CANONICAL_BONE_LABELS,
         canonical_labels_from_real_knee,
+        extend_label_field,
         pseudo_ct_from_labels,
     )
 
     source = read_volume(Path("/work/shared/data/real-knee-mri-labels.nrrd"))
     labels = canonical_labels_from_real_knee(source)
     truth = meshes_from_labels(labels, CANONICAL_BONE_LABELS)
+    roi = None
+    if extend:
+        source, (z_lo, z_hi) = extend_label_field(source)
+        half = 0.5 * (z_hi - z_lo) - REAL_KNEE_EDGE_MARGIN_MM
+        centre = (0.0, 0.0, 0.5 * (z_lo + z_hi))
+        roi = Slab(centre=centre, below=half, above=half)
     ct = pseudo_ct_from_labels(source)
-    results = {}
+    results = {"extended_field": extend}
     for separation in separations:
         settings = DRRSettings(separation_deg=separation, seed=11, isocentre_mm=bone_centre(ct))
         pair = simulate_pair(ct, settings)
-        pair_dir = work / f"real_sep{separation:g}"
+        pair_dir = work / f"real_sep{separation:g}{'_extended' if extend else ''}"
         write_xray_pair(pair_dir, [v.image for v in pair.views], [v.geometry for v in pair.views])
-        results[f"sep{separation:g}"] = evaluate_pair_dir(pair_dir, truth, checkpoint)
-        print(f"real knee {separation:g}: {results[f'sep{separation:g}']}", flush=True)
+        row = evaluate_pair_dir(pair_dir, truth, checkpoint, roi=roi)
+        results[f"sep{separation:g}"] = row
+        print(f"real knee {separation:g}: {row}", flush=True)
     return results
 
 
@@ -334,6 +361,11 @@ def main(argv: list[str] | None = None) -> int:
     real.add_argument("--checkpoint", required=True)
     real.add_argument("--work", type=Path, default=Path("var/cache/realknee"))
     real.add_argument("--out", type=Path, required=True)
+    real.add_argument(
+        "--truncated",
+        action="store_true",
+        help="project the label map as it is (its scan box shows in the radiographs)",
+    )
     teacher = commands.add_parser("teacher")
     teacher.add_argument("--checkpoint", required=True)
     teacher.add_argument("--cases", type=int, default=3)
@@ -378,7 +410,7 @@ def main(argv: list[str] | None = None) -> int:
             args.checkpoint, args.testset, args.cases, args.conditions.split(","), args.slab_mm
         )
     else:
-        result = real_knee(args.checkpoint, args.work)
+        result = real_knee(args.checkpoint, args.work, extend=not args.truncated)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1))
     return 0

@@ -15,6 +15,7 @@ from reconstruction.pseudoct import (
     CANONICAL_BONE_LABELS,
     PseudoCTParams,
     canonical_labels_from_real_knee,
+    extend_label_field,
     pseudo_ct_from_labels,
 )
 from reconstruction.volume import Volume
@@ -137,3 +138,25 @@ def _footprint(matrix: np.ndarray, points: np.ndarray, shape: tuple[int, int]) -
     mask = np.zeros(shape, bool)
     mask[v[inside], u[inside]] = True
     return mask
+
+
+def test_extending_the_label_field_continues_the_shaft_and_keeps_every_voxel_in_place() -> None:
+    # a shaft (label 5) along patient z, cut by the top and bottom of a 20 x 20 x 30 map whose
+    # array axis 1 runs along -z (as the real knee's does)
+    labels = np.zeros((20, 30, 20), np.uint8)
+    labels[8:12, :, 8:12] = 5
+    affine = np.array([[0.5, 0, 0, -5.0], [0, 0, 0.5, -5.0], [0, -0.7, 0, 10.0], [0, 0, 0, 1.0]])
+    extended, z_range = extend_label_field(
+        Volume(labels, affine, "LABELS"), along_limb_mm=7.0, across_mm=2.0
+    )
+    assert extended.array.shape == (20 + 2 * 4, 30 + 2 * 10, 20 + 2 * 4)
+    np.testing.assert_allclose(z_range, [10.0 - 0.7 * 29, 10.0])
+    # every original voxel sits at the same patient position with the same label
+    ijk = np.argwhere(np.ones(labels.shape, bool))
+    world = ijk @ affine[:3, :3].T + affine[:3, 3]
+    inverse = np.linalg.inv(extended.affine)
+    moved = np.rint(world @ inverse[:3, :3].T + inverse[:3, 3]).astype(int)
+    np.testing.assert_array_equal(extended.array[tuple(moved.T)], labels[tuple(ijk.T)])
+    # the shaft continues beyond both cuts; nothing new appears beside it
+    assert (extended.array[12:16, :, 12:16] == 5).all()
+    assert extended.array.sum() == 5 * 16 * 50
