@@ -63,6 +63,11 @@ class DataSettings:
     far_sigma_mm: float = 4.0
     bone_hu: float = 200.0
     separation_deg: tuple[float, float] = (30.0, 90.0)
+    # this share of the pairs draws its separation from the top `near_orthogonal_band_deg`
+    # of the range instead: 90 deg (the clinical standard) is the edge of the range, and a
+    # model trained on a plain uniform draw was worst exactly there
+    near_orthogonal_fraction: float = 0.0
+    near_orthogonal_band_deg: float = 10.0
     first_angle_jitter_deg: float = 5.0
     dose_photons: tuple[float, float] = (2e3, 1e6)  # log-uniform, per 128 px pixel
     ct_spacing_mm: float = 1.0
@@ -83,6 +88,8 @@ class DataSettings:
         fields = asdict(self)
         if fields["isocentre_jitter_mm"] is None:  # keeps the keys of the earlier caches
             del fields["isocentre_jitter_mm"]
+        if fields["near_orthogonal_fraction"] == 0.0:
+            del fields["near_orthogonal_fraction"], fields["near_orthogonal_band_deg"]
         text = json.dumps({"v": CACHE_VERSION, **fields}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
@@ -182,6 +189,16 @@ def simulate_views(
     )
 
 
+def draw_separation(rng: np.random.Generator, settings: DataSettings) -> float:
+    """One pair's separation: uniform over the range, or (with probability
+    near_orthogonal_fraction) over its top band. Without a band share the stream is the
+    earlier one (one draw), so existing caches are unchanged."""
+    low, high = settings.separation_deg
+    if settings.near_orthogonal_fraction > 0 and rng.uniform() < settings.near_orthogonal_fraction:
+        low = max(low, high - settings.near_orthogonal_band_deg)
+    return float(rng.uniform(low, high))
+
+
 def build_case(seed: int, settings: DataSettings) -> TrainingCase:
     """Generate one training case from its seed (deterministic)."""
     case = generate_case(
@@ -194,12 +211,11 @@ def build_case(seed: int, settings: DataSettings) -> TrainingCase:
     ct = case.ct
     rng = np.random.default_rng([seed, 2026])
     pairs = []
-    low, high = settings.separation_deg
     jitter = settings.isocentre_jitter_mm
     knee = None if jitter is None else np.asarray(bone_centre(ct))
     isocentres = []
     for index in range(settings.pairs_per_case):
-        separation = float(rng.uniform(low, high))
+        separation = draw_separation(rng, settings)
         first = float(rng.uniform(-1, 1) * settings.first_angle_jitter_deg)
         dose = float(np.exp(rng.uniform(*np.log(settings.dose_photons))))
         isocentre = None
@@ -241,7 +257,7 @@ def with_orthogonal_pairs(case: TrainingCase, settings: DataSettings) -> Trainin
     rng = np.random.default_rng([case.seed, 2026])
     images, projections, depths = [], [], []
     for index in range(len(case.separations)):
-        rng.uniform(*settings.separation_deg)  # keep the random stream aligned with build_case
+        draw_separation(rng, settings)  # keep the random stream aligned with build_case
         first = float(rng.uniform(-1, 1) * settings.first_angle_jitter_deg)
         dose = float(case.doses[index])
         isocentre = None if case.isocentres is None else tuple(case.isocentres[index])
@@ -326,6 +342,22 @@ def prebuild(seeds: list[int], settings: DataSettings, cache_dir: Path, workers:
             print(f"[{done}/{len(jobs)}] case {seed} {seconds:.1f} s", flush=True)
 
 
+def add_angle_arguments(parser: argparse.ArgumentParser, prefix: str = "") -> None:
+    """The view-angle options of a cache (shared by the commands that name one)."""
+    parser.add_argument(
+        f"--{prefix}near-orthogonal-fraction",
+        type=float,
+        default=DataSettings.near_orthogonal_fraction,
+        help="share of pairs with their separation in the top 10 deg of the range",
+    )
+    parser.add_argument(
+        f"--{prefix}first-angle-jitter-deg",
+        type=float,
+        default=DataSettings.first_angle_jitter_deg,
+        help="first view's angle uniform in +- this",
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m reconstruction.training.data")
     parser.add_argument("--master-seed", type=int, default=2026)
@@ -338,11 +370,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--isocentre-jitter-mm", type=float, default=None, help="centre on the bones +- this"
     )
+    add_angle_arguments(parser)
     args = parser.parse_args(argv)
     settings = DataSettings(
         size_px=args.view_px,
         pairs_per_case=args.pairs,
         isocentre_jitter_mm=args.isocentre_jitter_mm,
+        near_orthogonal_fraction=args.near_orthogonal_fraction,
+        first_angle_jitter_deg=args.first_angle_jitter_deg,
     )
     held_out = split_seeds(args.master_seed, HELD_OUT_BLOCK[0], args.test)["test"]
     seeds = training_seeds(args.master_seed, args.train) + held_out[: args.test]

@@ -70,6 +70,8 @@ class StudentRun:
     view_px: int = 128  # normalised view grid (pixels over the reference detector's field)
     pairs_per_case: int = 4
     isocentre_jitter_mm: float | None = None  # see DataSettings; None: volume-centred pairs
+    near_orthogonal_fraction: float = 0.0  # see DataSettings
+    first_angle_jitter_deg: float = 5.0
     cache: str = str(DEFAULT_CACHE)
     config: dict = field(default_factory=lambda: StudentConfig().to_dict())
 
@@ -198,6 +200,8 @@ def run_data_settings(run: StudentRun) -> DataSettings:
         size_px=run.view_px,
         pairs_per_case=run.pairs_per_case,
         isocentre_jitter_mm=run.isocentre_jitter_mm,
+        near_orthogonal_fraction=run.near_orthogonal_fraction,
+        first_angle_jitter_deg=run.first_angle_jitter_deg,
     )
 
 

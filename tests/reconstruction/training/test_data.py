@@ -9,6 +9,7 @@ from reconstruction.phantoms.dataset import case_seeds
 from reconstruction.training.data import (
     HELD_OUT_BLOCK,
     DataSettings,
+    draw_separation,
     split_seeds,
     training_seeds,
 )
@@ -68,3 +69,23 @@ def test_jittered_pairs_are_centred_on_the_bones_and_select_their_own_field() ->
     for pair in range(2):
         kept = case.points[points_in_field(case, 60.0, pair)]
         assert len(kept) and np.all(np.abs(kept - case.isocentres[pair]) <= 30.0)
+
+
+def test_near_orthogonal_share_draws_that_share_from_the_top_of_the_range() -> None:
+    settings = DataSettings(near_orthogonal_fraction=0.5)
+    rng = np.random.default_rng(0)
+    draws = np.array([draw_separation(rng, settings) for _ in range(4000)])
+    assert draws.min() >= 30.0 and draws.max() <= 90.0
+    # half from [80, 90] plus a sixth of the uniform half: 7/12 of all draws
+    assert abs(np.mean(draws >= 80.0) - 7 / 12) < 0.03
+    assert abs(np.mean(draws < 50.0) - 1 / 6) < 0.03
+
+
+def test_without_a_near_orthogonal_share_the_draws_and_cache_keys_are_the_earlier_ones() -> None:
+    plain = DataSettings(size_px=128, pairs_per_case=8, isocentre_jitter_mm=20.0)
+    assert plain.key() == "c17584f29879"  # the cache the shipped student was trained on
+    rng, reference = np.random.default_rng(1), np.random.default_rng(1)
+    assert [draw_separation(rng, plain) for _ in range(5)] == [
+        float(reference.uniform(30.0, 90.0)) for _ in range(5)
+    ]
+    assert DataSettings(near_orthogonal_fraction=0.3).key() != DataSettings().key()
