@@ -213,7 +213,8 @@ def extend_label_field(
     shift[limb_axis] = along
     extended = affine.copy()
     extended[:3, 3] = affine[:3, 3] - affine[:3, :3] @ shift
-    corners_z = [affine[2, 3], affine[2, 3] + affine[2, limb_axis] * (array.shape[limb_axis] - 1)]
+    corners = np.stack(np.meshgrid(*[[0, n - 1] for n in array.shape], indexing="ij"), -1)
+    corners_z = corners.reshape(-1, 3) @ affine[2, :3] + affine[2, 3]
     volume = Volume(
         array=padded,
         affine=extended,
@@ -223,4 +224,4 @@ def extend_label_field(
             "extended": {"along_limb_mm": along_limb_mm, "across_mm": across_mm},
         },
     )
-    return volume, np.array(sorted(corners_z))
+    return volume, np.array([corners_z.min(), corners_z.max()])

@@ -115,12 +115,10 @@ class ViewClassifier:
         self.network_evaluations = 0
 
     def seen(self, points: torch.Tensor) -> torch.Tensor:
-        import torch
+        from reconstruction.networks.geometry import project
 
-        homogeneous = torch.cat([points, torch.ones_like(points[..., :1])], -1)
-        pixels = torch.einsum("vij,nj->vni", self.encoded.projections[0], homogeneous)
-        uv = pixels[..., :2] / pixels[..., 2:]
-        return ((uv >= -0.5) & (uv <= self.size - 0.5)).all(-1).all(0)
+        uv, _ = project(self.encoded.projections[:1], points[None])
+        return ((uv[0] >= -0.5) & (uv[0] <= self.size - 0.5)).all(-1).all(0)
 
     def __call__(self, points: np.ndarray) -> np.ndarray:
         import torch
@@ -218,7 +216,7 @@ def reconstruct_from_xray(
         "lattice_nodes_classified": result.evaluations,
         "nodes_per_level": result.evaluations_per_level,
         "dense_256_cubed_evaluations": DENSE_REFERENCE_NODES,
-        "fraction_of_dense_256": round(result.network_evaluations / DENSE_REFERENCE_NODES, 5),
+        "fraction_of_dense_256": round(result.fraction_of_dense(DENSE_REFERENCE_NODES), 5),
         "point_products_dtype": dtype_name,
         "finest_spacing_mm": refine.fine_mm,
         "coarse_spacing_mm": refine.coarse_mm,
