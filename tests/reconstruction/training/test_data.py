@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import argparse
+
 import numpy as np
+import pytest
 
 from reconstruction.networks.geometry import DEFAULT_ISO_PIXEL_MM, REFERENCE_FIELD_MM
 from reconstruction.phantoms.dataset import case_seeds
 from reconstruction.training.data import (
     HELD_OUT_BLOCK,
     DataSettings,
+    add_angle_arguments,
     draw_separation,
     split_seeds,
     training_seeds,
@@ -89,3 +93,21 @@ def test_without_a_near_orthogonal_share_the_draws_and_cache_keys_are_the_earlie
         float(reference.uniform(30.0, 90.0)) for _ in range(5)
     ]
     assert DataSettings(near_orthogonal_fraction=0.3).key() != DataSettings().key()
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        ["--near-orthogonal-fraction", "1.5"],
+        ["--near-orthogonal-fraction", "-0.1"],
+        ["--first-angle-jitter-deg", "-5"],
+        ["--first-angle-jitter-deg", "nan"],
+    ],
+)
+def test_angle_options_refuse_values_outside_their_range(arguments, capsys) -> None:
+    parser = argparse.ArgumentParser()
+    add_angle_arguments(parser)
+    with pytest.raises(SystemExit) as raised:
+        parser.parse_args(arguments)
+    assert raised.value.code == 2
+    assert "must be" in capsys.readouterr().err
