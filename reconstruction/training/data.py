@@ -342,14 +342,14 @@ def prebuild(seeds: list[int], settings: DataSettings, cache_dir: Path, workers:
             print(f"[{done}/{len(jobs)}] case {seed} {seconds:.1f} s", flush=True)
 
 
-def _fraction(text: str) -> float:
+def fraction_argument(text: str) -> float:
     value = float(text)
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
     return value
 
 
-def _non_negative(text: str) -> float:
+def non_negative_argument(text: str) -> float:
     value = float(text)
     if not value >= 0.0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
@@ -360,13 +360,13 @@ def add_angle_arguments(parser: argparse.ArgumentParser, prefix: str = "") -> No
     """The view-angle options of a cache (shared by the commands that name one)."""
     parser.add_argument(
         f"--{prefix}near-orthogonal-fraction",
-        type=_fraction,
+        type=fraction_argument,
         default=DataSettings.near_orthogonal_fraction,
         help="share of pairs with their separation in the top 10 deg of the range",
     )
     parser.add_argument(
         f"--{prefix}first-angle-jitter-deg",
-        type=_non_negative,
+        type=non_negative_argument,
         default=DataSettings.first_angle_jitter_deg,
         help="first view's angle uniform in +- this",
     )

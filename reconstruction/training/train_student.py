@@ -40,8 +40,10 @@ from reconstruction.training.data import (
     DEFAULT_CACHE,
     DataSettings,
     TrainingCase,
+    fraction_argument,
     labelled_subset,
     load_case,
+    non_negative_argument,
     training_seeds,
     with_orthogonal_pairs,
 )
@@ -316,6 +318,11 @@ class StudentTrainer:
 
 
 OPTIONAL_TYPES = {"isocentre_jitter_mm": float}
+# options whose values have a range (the same checks as `python -m reconstruction.training.data`)
+CHECKED_TYPES = {
+    "near_orthogonal_fraction": fraction_argument,
+    "first_angle_jitter_deg": non_negative_argument,
+}
 
 
 def parse_args(argv: list[str] | None) -> tuple[StudentRun, bool]:
@@ -329,6 +336,7 @@ def parse_args(argv: list[str] | None) -> tuple[StudentRun, bool]:
             parser.add_argument(flag, action="store_true", default=value)
         else:
             kind = type(value) if value is not None else OPTIONAL_TYPES.get(name, str)
+            kind = CHECKED_TYPES.get(name, kind)
             parser.add_argument(flag, type=kind, default=value)
     parser.add_argument("--config", type=json.loads, default=None, help="StudentConfig JSON")
     parser.add_argument("--resume", action="store_true", help="continue from --out if present")

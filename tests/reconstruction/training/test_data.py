@@ -111,3 +111,11 @@ def test_angle_options_refuse_values_outside_their_range(arguments, capsys) -> N
         parser.parse_args(arguments)
     assert raised.value.code == 2
     assert "must be" in capsys.readouterr().err
+
+
+def test_train_student_refuses_the_same_out_of_range_angle_options(capsys) -> None:
+    from reconstruction.training.train_student import parse_args
+
+    with pytest.raises(SystemExit) as raised:
+        parse_args(["--near-orthogonal-fraction", "2"])
+    assert raised.value.code == 2 and "must be between 0 and 1" in capsys.readouterr().err
