@@ -15,6 +15,7 @@ from reconstruction.phantoms.ct import Materials, add_noise, simulate_fields, to
 from reconstruction.phantoms.findings import Findings, apply_findings
 from reconstruction.phantoms.params import KneeParams, PhantomParameterError, sample_params
 from reconstruction.phantoms.sdf import Array, Box, Grid, Intersect, sample_narrow_band
+from reconstruction.phantoms.variation import vary_anatomy
 from reconstruction.volume import Volume
 
 FOV_CHOICES = ("knee", "limb")
@@ -110,8 +111,11 @@ def generate_case(
     with_ct: bool = True,
     with_meshes: bool = True,
     supersample: bool = True,
+    variation: float = 0.0,
 ) -> PhantomCase:
-    """One deterministic phantom: same parameters (seed) -> identical arrays."""
+    """One deterministic phantom: same parameters (seed) -> identical arrays.
+
+    `variation` > 0 adds seeded shape and pose variation (phantoms.variation) for training."""
     params = _as_params(params_or_seed)
     spacing_t = tuple(float(s) for s in spacing)
     if len(spacing_t) != 3 or min(spacing_t) < 0.2 or max(spacing_t) > 4.0:
@@ -121,6 +125,7 @@ def generate_case(
     anatomy = build_anatomy(params)
     findings = findings or Findings()
     anatomy = apply_findings(anatomy, findings)
+    anatomy = vary_anatomy(anatomy, variation)
     lo, hi = field_of_view(anatomy, fov)
     timings["anatomy"] = time.perf_counter() - t0
 
@@ -159,6 +164,8 @@ def generate_case(
         "mesh_spacing_mm": mesh_spacing,
         "meshes_clipped_to_fov": fov == "knee",
     }
+    if "variation" in anatomy.extras:
+        metadata["variation"] = anatomy.extras["variation"]
     return PhantomCase(
         ct=ct_volume,
         labels=labels_volume,

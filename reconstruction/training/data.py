@@ -43,6 +43,7 @@ from reconstruction.phantoms.anatomy import build_anatomy
 from reconstruction.phantoms.dataset import case_seeds
 from reconstruction.phantoms.generator import field_of_view, generate_case
 from reconstruction.phantoms.params import sample_params
+from reconstruction.phantoms.variation import vary_anatomy
 from reconstruction.volume import Volume
 
 DEFAULT_CACHE = Path(os.environ.get("KNEE_TRAINING_CACHE", "var/cache/training"))
@@ -76,6 +77,9 @@ class DataSettings:
     # (drr.simulate.bone_centre, as a radiographer does) plus a uniform offset up to this many
     # mm per axis, so the network cannot learn where the knee sits relative to the centre
     isocentre_jitter_mm: float | None = None
+    # phantoms.variation strength: smooth shape warps, patella size and limb tilt beyond the
+    # parametric family (0: the plain generator, as for every held-out phantom)
+    shape_variation: float = 0.0
 
     @property
     def iso_pixel_mm(self) -> float:
@@ -90,6 +94,8 @@ class DataSettings:
             del fields["isocentre_jitter_mm"]
         if fields["near_orthogonal_fraction"] == 0.0:
             del fields["near_orthogonal_fraction"], fields["near_orthogonal_band_deg"]
+        if fields["shape_variation"] == 0.0:
+            del fields["shape_variation"]
         text = json.dumps({"v": CACHE_VERSION, **fields}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
@@ -127,9 +133,9 @@ def training_seeds(master_seed: int, n_train: int) -> list[int]:
     return chosen[:n_train]
 
 
-def exact_labels(seed: int, points: np.ndarray) -> np.ndarray:
+def exact_labels(seed: int, points: np.ndarray, variation: float = 0.0) -> np.ndarray:
     """Label of every point from the phantom's exact bone SDFs (field of view box applied)."""
-    anatomy = build_anatomy(sample_params(seed))
+    anatomy = vary_anatomy(build_anatomy(sample_params(seed)), variation)
     lo, hi = field_of_view(anatomy, "knee")
     labels = np.zeros(len(points), dtype=np.uint8)
     inside_fov = np.all((points >= lo) & (points <= hi), axis=1)
@@ -207,6 +213,7 @@ def build_case(seed: int, settings: DataSettings) -> TrainingCase:
         spacing=(settings.ct_spacing_mm,) * 3,
         with_meshes=False,
         dose=settings.phantom_dose,
+        variation=settings.shape_variation,
     )
     ct = case.ct
     rng = np.random.default_rng([seed, 2026])
@@ -242,7 +249,7 @@ def build_case(seed: int, settings: DataSettings) -> TrainingCase:
         separations=np.array([p[1] for p in pairs]),
         doses=np.array([p[2] for p in pairs]),
         points=points,
-        labels=exact_labels(seed, points.astype(float)),
+        labels=exact_labels(seed, points.astype(float), settings.shape_variation),
         ct=np.asarray(ct.array, dtype=np.int16),
         ct_affine=np.asarray(ct.affine, dtype=float),
         fov_box=np.asarray(case.metadata["fov_box_mm"], dtype=float),
@@ -356,8 +363,8 @@ def non_negative_argument(text: str) -> float:
     return value
 
 
-def add_angle_arguments(parser: argparse.ArgumentParser, prefix: str = "") -> None:
-    """The view-angle options of a cache (shared by the commands that name one)."""
+def add_case_arguments(parser: argparse.ArgumentParser, prefix: str = "") -> None:
+    """The view-angle and phantom options of a cache (shared by the commands that name one)."""
     parser.add_argument(
         f"--{prefix}near-orthogonal-fraction",
         type=fraction_argument,
@@ -369,6 +376,12 @@ def add_angle_arguments(parser: argparse.ArgumentParser, prefix: str = "") -> No
         type=non_negative_argument,
         default=DataSettings.first_angle_jitter_deg,
         help="first view's angle uniform in +- this",
+    )
+    parser.add_argument(
+        f"--{prefix}shape-variation",
+        type=non_negative_argument,
+        default=DataSettings.shape_variation,
+        help="phantom shape and pose variation strength (phantoms.variation; 0 = none)",
     )
 
 
@@ -384,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--isocentre-jitter-mm", type=float, default=None, help="centre on the bones +- this"
     )
-    add_angle_arguments(parser)
+    add_case_arguments(parser)
     args = parser.parse_args(argv)
     settings = DataSettings(
         size_px=args.view_px,
@@ -392,6 +405,7 @@ def main(argv: list[str] | None = None) -> int:
         isocentre_jitter_mm=args.isocentre_jitter_mm,
         near_orthogonal_fraction=args.near_orthogonal_fraction,
         first_angle_jitter_deg=args.first_angle_jitter_deg,
+        shape_variation=args.shape_variation,
     )
     held_out = split_seeds(args.master_seed, HELD_OUT_BLOCK[0], args.test)["test"]
     seeds = training_seeds(args.master_seed, args.train) + held_out[: args.test]

@@ -74,6 +74,7 @@ class StudentRun:
     isocentre_jitter_mm: float | None = None  # see DataSettings; None: volume-centred pairs
     near_orthogonal_fraction: float = 0.0  # see DataSettings
     first_angle_jitter_deg: float = 5.0
+    shape_variation: float = 0.0  # see DataSettings
     cache: str = str(DEFAULT_CACHE)
     config: dict = field(default_factory=lambda: StudentConfig().to_dict())
 
@@ -204,6 +205,7 @@ def run_data_settings(run: StudentRun) -> DataSettings:
         isocentre_jitter_mm=run.isocentre_jitter_mm,
         near_orthogonal_fraction=run.near_orthogonal_fraction,
         first_angle_jitter_deg=run.first_angle_jitter_deg,
+        shape_variation=run.shape_variation,
     )
 
 
@@ -322,6 +324,7 @@ OPTIONAL_TYPES = {"isocentre_jitter_mm": float}
 CHECKED_TYPES = {
     "near_orthogonal_fraction": fraction_argument,
     "first_angle_jitter_deg": non_negative_argument,
+    "shape_variation": non_negative_argument,
 }
 
 

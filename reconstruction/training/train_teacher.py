@@ -44,7 +44,7 @@ from reconstruction.training.data import (
     DEFAULT_CACHE,
     DataSettings,
     TrainingCase,
-    add_angle_arguments,
+    add_case_arguments,
     labelled_subset,
     load_case,
     split_seeds,
@@ -331,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--student-isocentre-jitter-mm", type=float, default=None, help="the student run's"
     )
-    add_angle_arguments(parser, prefix="student-")
+    add_case_arguments(parser, prefix="student-")
     args = vars(parser.parse_args(argv))
     student_data = DataSettings(
         size_px=args.pop("student_view_px"),
@@ -339,6 +339,7 @@ def main(argv: list[str] | None = None) -> int:
         isocentre_jitter_mm=args.pop("student_isocentre_jitter_mm"),
         near_orthogonal_fraction=args.pop("student_near_orthogonal_fraction"),
         first_angle_jitter_deg=args.pop("student_first_angle_jitter_deg"),
+        shape_variation=args.pop("student_shape_variation"),
     )
     resume, targets, stride = args.pop("resume"), args.pop("targets"), args.pop("target_stride")
     init = args.pop("init")

@@ -12,7 +12,7 @@ from reconstruction.phantoms.dataset import case_seeds
 from reconstruction.training.data import (
     HELD_OUT_BLOCK,
     DataSettings,
-    add_angle_arguments,
+    add_case_arguments,
     draw_separation,
     split_seeds,
     training_seeds,
@@ -106,7 +106,7 @@ def test_without_a_near_orthogonal_share_the_draws_and_cache_keys_are_the_earlie
 )
 def test_angle_options_refuse_values_outside_their_range(arguments, capsys) -> None:
     parser = argparse.ArgumentParser()
-    add_angle_arguments(parser)
+    add_case_arguments(parser)
     with pytest.raises(SystemExit) as raised:
         parser.parse_args(arguments)
     assert raised.value.code == 2
@@ -119,3 +119,28 @@ def test_train_student_refuses_the_same_out_of_range_angle_options(capsys) -> No
     with pytest.raises(SystemExit) as raised:
         parse_args(["--near-orthogonal-fraction", "2"])
     assert raised.value.code == 2 and "must be between 0 and 1" in capsys.readouterr().err
+
+
+def test_shape_variation_names_its_own_cache_and_labels_the_varied_phantom() -> None:
+    from reconstruction.phantoms.generator import generate_case
+    from reconstruction.training.data import exact_labels
+
+    assert DataSettings(shape_variation=1.0).key() != DataSettings().key()
+    seed = training_seeds(2026, 1)[0]
+    case = generate_case(seed, spacing=(2.0, 2.0, 2.0), with_meshes=False, variation=1.0)
+    volume = np.asarray(case.labels.array)
+    ijk = np.argwhere(np.ones(volume.shape, dtype=bool))[::7]
+    points = case.labels.index_to_patient(ijk.astype(float))
+    varied = exact_labels(seed, points, variation=1.0)
+    truth = volume[ijk[:, 0], ijk[:, 1], ijk[:, 2]]
+    assert np.mean(varied == truth) > 0.998
+    assert np.mean(exact_labels(seed, points) == truth) < np.mean(varied == truth)
+
+
+def test_shape_variation_option_refuses_a_negative_strength(capsys) -> None:
+    parser = argparse.ArgumentParser()
+    add_case_arguments(parser, prefix="student-")
+    assert parser.parse_args(["--student-shape-variation", "1.5"]).student_shape_variation == 1.5
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--student-shape-variation", "-1"])
+    assert "must be >= 0" in capsys.readouterr().err

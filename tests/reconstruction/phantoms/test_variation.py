@@ -1,0 +1,105 @@
+"""Shape and pose variation: exact fields, consistent landmarks, seeded, off by default."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from reconstruction.phantoms import build_anatomy, generate_case, sample_params
+from reconstruction.phantoms.variation import (
+    GRADIENT_BUDGET,
+    TILT_DEG,
+    Warped,
+    random_warp,
+    vary_anatomy,
+)
+
+SEED = 5
+
+
+@pytest.fixture(scope="module")
+def plain():
+    return build_anatomy(sample_params(SEED))
+
+
+@pytest.fixture(scope="module")
+def varied(plain):
+    return vary_anatomy(plain, 2.0)
+
+
+def test_zero_strength_is_the_plain_generator(plain) -> None:
+    assert vary_anatomy(plain, 0.0) is plain
+    with pytest.raises(ValueError, match=">= 0"):
+        vary_anatomy(plain, -1.0)
+
+
+def test_warp_gradient_stays_within_its_budget_and_push_forward_inverts_pull_back() -> None:
+    warp = random_warp(np.random.default_rng(0), 1.0)
+    assert 0.5 * GRADIENT_BUDGET <= warp.lipschitz <= GRADIENT_BUDGET + 1e-12
+    points = np.random.default_rng(1).uniform(-100, 100, (500, 3))
+    np.testing.assert_allclose(warp.pull_back(warp.push_forward(points)), points, atol=1e-8)
+    assert 0.1 < np.abs(warp.displacement(points)).max() <= warp.max_displacement
+
+
+def test_warped_fields_stay_1_lipschitz_and_prune_exactly(varied) -> None:
+    rng = np.random.default_rng(2)
+    femur = varied.bones["femur"]
+    assert isinstance(femur.local_shape, Warped)
+    a = rng.uniform(-60, 60, (4000, 3))
+    b = a + rng.normal(size=a.shape) * 3.0
+    slack = np.abs(femur.sdf(a) - femur.sdf(b)) - np.linalg.norm(a - b, axis=1)
+    assert slack.max() <= 1e-9
+    # pruning for a ball gives the same values inside that ball
+    centre, radius = np.array([0.0, 0.0, 20.0]), 15.0
+    inside = centre + rng.uniform(-1, 1, (500, 3)) * radius / np.sqrt(3)
+    pruned = femur.shape.prune(centre, radius)
+    np.testing.assert_allclose(pruned(inside), femur.sdf(inside), atol=1e-9)
+
+
+def test_bones_move_with_the_landmarks(plain, varied) -> None:
+    """Points well inside a plain bone end up inside the varied bone at their mapped place."""
+    extras = varied.extras["variation"]
+    assert 0 < extras["strength"] <= 2.0
+    assert np.all(np.abs(extras["tilt_deg"]) <= 2.0 * TILT_DEG)
+    rng = np.random.default_rng(3)
+    for name in ("femur", "tibia", "patella"):
+        bone = plain.bones[name]
+        lo, hi = bone.patient_bounds(0.0)
+        points = rng.uniform(lo, hi, (20000, 3))
+        deep = points[bone.sdf(points) < -3.0][:300]
+        assert len(deep) > 50
+        mapped = _map(plain, varied, deep)
+        assert np.all(varied.bones[name].sdf(mapped) < 0), name
+    # the landmarks were mapped the same way
+    for name in ("hip_centre", "ankle_centre", "patella_centre"):
+        np.testing.assert_allclose(
+            varied.landmarks[name], _map(plain, varied, plain.landmarks[name][None])[0], atol=1e-9
+        )
+
+
+def _map(plain, varied, points: np.ndarray) -> np.ndarray:
+    """Plain patient mm -> varied patient mm via the recorded tilt and the landmark map."""
+    from reconstruction.phantoms.sdf import apply
+
+    tilt = varied.transforms["patient_from_limb"] @ np.linalg.inv(
+        plain.transforms["patient_from_limb"]
+    )
+    warp = varied.bones["femur"].local_shape.warp
+    return apply(tilt, warp.push_forward(points))
+
+
+def test_variation_is_seeded_and_changes_the_knee() -> None:
+    first = generate_case(SEED, spacing=(2.0, 2.0, 2.0), with_meshes=False, variation=1.0)
+    again = generate_case(SEED, spacing=(2.0, 2.0, 2.0), with_meshes=False, variation=1.0)
+    base = generate_case(SEED, spacing=(2.0, 2.0, 2.0), with_meshes=False)
+    np.testing.assert_array_equal(first.labels.array, again.labels.array)
+    np.testing.assert_array_equal(first.ct.array, again.ct.array)
+    assert first.metadata["variation"] == again.metadata["variation"]
+    assert "variation" not in base.metadata
+    moved = np.subtract(first.landmarks["patella_centre"], base.landmarks["patella_centre"])
+    assert np.linalg.norm(moved) > 0.5
+    assert not np.array_equal(first.labels.array.shape, base.labels.array.shape) or np.any(
+        np.asarray(first.labels.array) != np.asarray(base.labels.array)
+    )
+    # all four bones are still there
+    assert set(np.unique(first.labels.array)) == {0, 1, 2, 3, 4}
