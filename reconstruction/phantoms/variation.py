@@ -40,6 +40,7 @@ WAVELENGTH_MM = (35.0, 110.0)
 GRADIENT_BUDGET = 0.3  # total |grad d| at strength 1: warped fields are scaled by 1/(1 + it)
 TILT_DEG = 8.0  # at strength 1, uniform in +- this about each horizontal axis
 PATELLA_SCALE = 0.12  # at strength 1, each patella radius scaled by 1 +- up to this
+MAX_STRENGTH = 3.0  # keeps the warp's gradient below 1: invertible, and landmarks converge
 VARIATION_STREAM = 13  # rng stream [seed, 13]: independent of the CT's and the findings'
 
 
@@ -134,8 +135,10 @@ def vary_anatomy(anatomy: KneeAnatomy, strength: float) -> KneeAnatomy:
 
     Each case draws its own share of `strength` (uniform in [0, 1] times it), so a training
     set spans the plain parametric knees and the strongly varied ones."""
-    if strength < 0 or not np.isfinite(strength):
-        raise ValueError(f"shape variation strength must be >= 0, got {strength}")
+    if not 0.0 <= strength <= MAX_STRENGTH:
+        raise ValueError(
+            f"shape variation strength must be between 0 and {MAX_STRENGTH}, got {strength}"
+        )
     if strength == 0:
         return anatomy
     rng = np.random.default_rng([anatomy.params.seed, VARIATION_STREAM])

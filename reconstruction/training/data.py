@@ -43,7 +43,7 @@ from reconstruction.phantoms.anatomy import build_anatomy
 from reconstruction.phantoms.dataset import case_seeds
 from reconstruction.phantoms.generator import field_of_view, generate_case
 from reconstruction.phantoms.params import sample_params
-from reconstruction.phantoms.variation import vary_anatomy
+from reconstruction.phantoms.variation import MAX_STRENGTH, vary_anatomy
 from reconstruction.volume import Volume
 
 DEFAULT_CACHE = Path(os.environ.get("KNEE_TRAINING_CACHE", "var/cache/training"))
@@ -363,6 +363,13 @@ def non_negative_argument(text: str) -> float:
     return value
 
 
+def variation_argument(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= MAX_STRENGTH:
+        raise argparse.ArgumentTypeError(f"must be between 0 and {MAX_STRENGTH}, got {text}")
+    return value
+
+
 def add_case_arguments(parser: argparse.ArgumentParser, prefix: str = "") -> None:
     """The view-angle and phantom options of a cache (shared by the commands that name one)."""
     parser.add_argument(
@@ -379,7 +386,7 @@ def add_case_arguments(parser: argparse.ArgumentParser, prefix: str = "") -> Non
     )
     parser.add_argument(
         f"--{prefix}shape-variation",
-        type=non_negative_argument,
+        type=variation_argument,
         default=DataSettings.shape_variation,
         help="phantom shape and pose variation strength (phantoms.variation; 0 = none)",
     )

@@ -45,6 +45,7 @@ from reconstruction.training.data import (
     load_case,
     non_negative_argument,
     training_seeds,
+    variation_argument,
     with_orthogonal_pairs,
 )
 from reconstruction.training.losses import distillation_loss, label_loss
@@ -324,7 +325,7 @@ OPTIONAL_TYPES = {"isocentre_jitter_mm": float}
 CHECKED_TYPES = {
     "near_orthogonal_fraction": fraction_argument,
     "first_angle_jitter_deg": non_negative_argument,
-    "shape_variation": non_negative_argument,
+    "shape_variation": variation_argument,
 }
 
 

@@ -143,4 +143,4 @@ def test_shape_variation_option_refuses_a_negative_strength(capsys) -> None:
     assert parser.parse_args(["--student-shape-variation", "1.5"]).student_shape_variation == 1.5
     with pytest.raises(SystemExit):
         parser.parse_args(["--student-shape-variation", "-1"])
-    assert "must be >= 0" in capsys.readouterr().err
+    assert "must be between 0 and 3" in capsys.readouterr().err
