@@ -137,6 +137,8 @@ class KneeAnatomy:
     angles: dict[str, float | str]
     transforms: dict[str, Array]  # name -> 4x4
     extras: dict[str, object] = field(default_factory=dict)
+    # patient frame: fat inside the muscle (phantoms.soft_tissue); None = uniform muscle
+    fat_regions: Shape | None = None
 
 
 # ---------------------------------------------------------------- femur

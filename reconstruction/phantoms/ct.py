@@ -179,6 +179,10 @@ def body_patch(anatomy: KneeAnatomy, fine: Grid) -> FieldPatch:
     values = {
         "body": sample_narrow_band(anatomy.body, grid, band_inside=band, band_outside=1.5, block=6)
     }
+    if anatomy.fat_regions is not None:  # only their sign and their 0 level matter
+        values["fat"] = sample_narrow_band(
+            anatomy.fat_regions, grid, band_inside=1.5, band_outside=1.5, block=6
+        )
     return FieldPatch(grid, values, start, factor)
 
 
@@ -189,12 +193,17 @@ class TissueComposer:
     materials: Materials
     fat_thickness: float
 
-    def soft(self, body: Array) -> Array:
+    def soft(self, body: Array, fat: Array | None = None) -> Array:
+        """Skin, subcutaneous fat and muscle by depth below the skin; `fat` < 0 marks fat
+        regions inside the muscle (intermuscular fat, fat pads)."""
         m = self.materials
         hu = np.full(body.shape, m.air, dtype=np.float32)
         hu[body < 0] = m.skin
         hu[body < -SKIN_THICKNESS] = m.fat
-        hu[body < -self.fat_thickness] = m.muscle
+        muscle = body < -self.fat_thickness
+        if fat is not None:
+            muscle &= fat >= 0
+        hu[muscle] = m.muscle
         return hu
 
     def bone(
@@ -282,16 +291,20 @@ def simulate_fields(
     spacing = np.asarray(fine.spacing)
     half_diag = np.float32(0.5 * np.linalg.norm(spacing))
     body_fine = body.upsample("body", fine.shape)
-    hu = composer.soft(body_fine)
+    fat_fine = body.upsample("fat", fine.shape) if "fat" in body.values else None
+    hu = composer.soft(body_fine, fat_fine)
     if supersample:
         near = np.zeros(fine.shape, dtype=bool)
         for level in (0.0, -SKIN_THICKNESS, -anatomy.params.fat_thickness):
             near |= np.abs(body_fine - np.float32(level)) < half_diag
+        if fat_fine is not None:
+            near |= np.abs(fat_fine) < half_diag
         idx = np.argwhere(near)
         del near
-        sub = composer.soft(_subsamples(body_fine, idx, spacing))
+        fat_sub = None if fat_fine is None else _subsamples(fat_fine, idx, spacing)
+        sub = composer.soft(_subsamples(body_fine, idx, spacing), fat_sub)
         hu[idx[:, 0], idx[:, 1], idx[:, 2]] = sub.mean(axis=1)
-    del body_fine
+    del body_fine, fat_fine
     timings["soft tissue"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()

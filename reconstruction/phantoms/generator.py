@@ -15,6 +15,7 @@ from reconstruction.phantoms.ct import Materials, add_noise, simulate_fields, to
 from reconstruction.phantoms.findings import Findings, apply_findings
 from reconstruction.phantoms.params import KneeParams, PhantomParameterError, sample_params
 from reconstruction.phantoms.sdf import Array, Box, Grid, Intersect, sample_narrow_band
+from reconstruction.phantoms.soft_tissue import vary_soft_tissue
 from reconstruction.phantoms.variation import vary_anatomy
 from reconstruction.volume import Volume
 
@@ -112,10 +113,13 @@ def generate_case(
     with_meshes: bool = True,
     supersample: bool = True,
     variation: float = 0.0,
+    soft_tissue: float = 0.0,
 ) -> PhantomCase:
     """One deterministic phantom: same parameters (seed) -> identical arrays.
 
-    `variation` > 0 adds seeded shape and pose variation (phantoms.variation) for training."""
+    `variation` > 0 adds seeded shape and pose variation (phantoms.variation) and
+    `soft_tissue` > 0 seeded muscle bulges and fat regions (phantoms.soft_tissue), both for
+    training."""
     params = _as_params(params_or_seed)
     spacing_t = tuple(float(s) for s in spacing)
     if len(spacing_t) != 3 or min(spacing_t) < 0.2 or max(spacing_t) > 4.0:
@@ -126,6 +130,7 @@ def generate_case(
     findings = findings or Findings()
     anatomy = apply_findings(anatomy, findings)
     anatomy = vary_anatomy(anatomy, variation)
+    anatomy = vary_soft_tissue(anatomy, soft_tissue)  # after the warp: on the final limb
     lo, hi = field_of_view(anatomy, fov)
     timings["anatomy"] = time.perf_counter() - t0
 
@@ -164,8 +169,9 @@ def generate_case(
         "mesh_spacing_mm": mesh_spacing,
         "meshes_clipped_to_fov": fov == "knee",
     }
-    if "variation" in anatomy.extras:
-        metadata["variation"] = anatomy.extras["variation"]
+    for extra in ("variation", "soft_tissue"):
+        if extra in anatomy.extras:
+            metadata[extra] = anatomy.extras[extra]
     return PhantomCase(
         ct=ct_volume,
         labels=labels_volume,

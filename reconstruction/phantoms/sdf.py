@@ -286,6 +286,24 @@ class Transformed(Shape):
 
 
 @dataclass
+class Offset(Shape):
+    """The shape grown outward by `distance` mm (shrunk for a negative one): f(p) - distance.
+    A constant shift keeps a 1-Lipschitz field 1-Lipschitz."""
+
+    shape: Shape
+    distance: float
+
+    def __call__(self, points: Array) -> Array:
+        return self.shape(points) - self.distance
+
+    def lower_bound(self, points: Array) -> Array:
+        return self.shape.lower_bound(points) - self.distance
+
+    def prune(self, centre: Array, radius: float) -> Shape:
+        return Offset(self.shape.prune(centre, radius), self.distance)
+
+
+@dataclass
 class Box(Shape):
     """Exact SDF of an axis-aligned box [lo, hi]."""
 

@@ -43,6 +43,7 @@ from reconstruction.phantoms.anatomy import build_anatomy
 from reconstruction.phantoms.dataset import case_seeds
 from reconstruction.phantoms.generator import field_of_view, generate_case
 from reconstruction.phantoms.params import sample_params
+from reconstruction.phantoms.soft_tissue import MAX_SOFT_TISSUE
 from reconstruction.phantoms.variation import MAX_STRENGTH, vary_anatomy
 from reconstruction.volume import Volume
 
@@ -80,6 +81,8 @@ class DataSettings:
     # phantoms.variation strength: smooth shape warps, patella size and limb tilt beyond the
     # parametric family (0: the plain generator, as for every held-out phantom)
     shape_variation: float = 0.0
+    # phantoms.soft_tissue strength: muscle bulges and fat regions in the leg (0: none)
+    soft_tissue_variation: float = 0.0
 
     @property
     def iso_pixel_mm(self) -> float:
@@ -94,8 +97,9 @@ class DataSettings:
             del fields["isocentre_jitter_mm"]
         if fields["near_orthogonal_fraction"] == 0.0:
             del fields["near_orthogonal_fraction"], fields["near_orthogonal_band_deg"]
-        if fields["shape_variation"] == 0.0:
-            del fields["shape_variation"]
+        for optional in ("shape_variation", "soft_tissue_variation"):
+            if fields[optional] == 0.0:  # keeps the keys of the caches made without it
+                del fields[optional]
         text = json.dumps({"v": CACHE_VERSION, **fields}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
@@ -214,6 +218,7 @@ def build_case(seed: int, settings: DataSettings) -> TrainingCase:
         with_meshes=False,
         dose=settings.phantom_dose,
         variation=settings.shape_variation,
+        soft_tissue=settings.soft_tissue_variation,
     )
     ct = case.ct
     rng = np.random.default_rng([seed, 2026])
@@ -370,6 +375,13 @@ def variation_argument(text: str) -> float:
     return value
 
 
+def soft_tissue_argument(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= MAX_SOFT_TISSUE:
+        raise argparse.ArgumentTypeError(f"must be between 0 and {MAX_SOFT_TISSUE}, got {text}")
+    return value
+
+
 def add_case_arguments(parser: argparse.ArgumentParser, prefix: str = "") -> None:
     """The view-angle and phantom options of a cache (shared by the commands that name one)."""
     parser.add_argument(
@@ -389,6 +401,12 @@ def add_case_arguments(parser: argparse.ArgumentParser, prefix: str = "") -> Non
         type=variation_argument,
         default=DataSettings.shape_variation,
         help="phantom shape and pose variation strength (phantoms.variation; 0 = none)",
+    )
+    parser.add_argument(
+        f"--{prefix}soft-tissue-variation",
+        type=soft_tissue_argument,
+        default=DataSettings.soft_tissue_variation,
+        help="muscle bulges and fat regions in the leg (phantoms.soft_tissue; 0 = none)",
     )
 
 
@@ -413,6 +431,7 @@ def main(argv: list[str] | None = None) -> int:
         near_orthogonal_fraction=args.near_orthogonal_fraction,
         first_angle_jitter_deg=args.first_angle_jitter_deg,
         shape_variation=args.shape_variation,
+        soft_tissue_variation=args.soft_tissue_variation,
     )
     held_out = split_seeds(args.master_seed, HELD_OUT_BLOCK[0], args.test)["test"]
     seeds = training_seeds(args.master_seed, args.train) + held_out[: args.test]

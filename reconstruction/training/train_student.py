@@ -44,6 +44,7 @@ from reconstruction.training.data import (
     labelled_subset,
     load_case,
     non_negative_argument,
+    soft_tissue_argument,
     training_seeds,
     variation_argument,
     with_orthogonal_pairs,
@@ -76,6 +77,7 @@ class StudentRun:
     near_orthogonal_fraction: float = 0.0  # see DataSettings
     first_angle_jitter_deg: float = 5.0
     shape_variation: float = 0.0  # see DataSettings
+    soft_tissue_variation: float = 0.0  # see DataSettings
     cache: str = str(DEFAULT_CACHE)
     config: dict = field(default_factory=lambda: StudentConfig().to_dict())
 
@@ -207,6 +209,7 @@ def run_data_settings(run: StudentRun) -> DataSettings:
         near_orthogonal_fraction=run.near_orthogonal_fraction,
         first_angle_jitter_deg=run.first_angle_jitter_deg,
         shape_variation=run.shape_variation,
+        soft_tissue_variation=run.soft_tissue_variation,
     )
 
 
@@ -326,6 +329,7 @@ CHECKED_TYPES = {
     "near_orthogonal_fraction": fraction_argument,
     "first_angle_jitter_deg": non_negative_argument,
     "shape_variation": variation_argument,
+    "soft_tissue_variation": soft_tissue_argument,
 }
 
 

@@ -340,6 +340,7 @@ def main(argv: list[str] | None = None) -> int:
         near_orthogonal_fraction=args.pop("student_near_orthogonal_fraction"),
         first_angle_jitter_deg=args.pop("student_first_angle_jitter_deg"),
         shape_variation=args.pop("student_shape_variation"),
+        soft_tissue_variation=args.pop("student_soft_tissue_variation"),
     )
     resume, targets, stride = args.pop("resume"), args.pop("targets"), args.pop("target_stride")
     init = args.pop("init")
