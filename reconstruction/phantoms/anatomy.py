@@ -28,6 +28,7 @@ from reconstruction.phantoms.sdf import (
     Ellipsoid,
     HalfSpace,
     Intersect,
+    Offset,
     RoundCone,
     Shape,
     Sphere,
@@ -51,23 +52,6 @@ PATELLA_FLEXION_RATIO = 0.6
 def rot_xz(angle_deg: float) -> Array:
     """Rotation in the frontal plane taking +x towards +z by `angle_deg`."""
     return rotation_about_axis((0.0, -1.0, 0.0), angle_deg)
-
-
-@dataclass
-class Offset(Shape):
-    """The shape grown by `distance` (negative shrinks)."""
-
-    shape: Shape
-    distance: float
-
-    def __call__(self, points: Array) -> Array:
-        return self.shape(points) - self.distance
-
-    def lower_bound(self, points: Array) -> Array:
-        return self.shape.lower_bound(points) - self.distance
-
-    def prune(self, centre: Array, radius: float) -> Shape:
-        return Offset(self.shape.prune(centre, radius), self.distance)
 
 
 @dataclass
