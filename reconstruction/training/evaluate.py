@@ -26,7 +26,7 @@ import trimesh
 from reconstruction.drr.simulate import DRRSettings, bone_centre, simulate_pair
 from reconstruction.io import read_xray_pair, write_xray_pair
 from reconstruction.phantoms.generator import generate_case
-from reconstruction.training.data import split_seeds
+from reconstruction.training.data import soft_tissue_argument, split_seeds
 
 ANGLES = (90.0, 75.0, 60.0, 45.0, 30.0)
 DOSES = (1e5, 1e4, 1e3)
@@ -38,9 +38,14 @@ def condition_name(separation: float, dose: float) -> str:
     return f"sep{separation:g}_dose{dose:g}"
 
 
-def build_test_case(seed: int, out: Path, size_px: int = 512) -> dict:
-    """Ground-truth meshes + one X-ray pair directory per (separation, dose) condition."""
-    case = generate_case(seed, fov="knee", spacing=(1.0, 1.0, 1.0), mesh_spacing=1.0)
+def build_test_case(seed: int, out: Path, size_px: int = 512, soft_tissue: float = 0.0) -> dict:
+    """Ground-truth meshes + one X-ray pair directory per (separation, dose) condition.
+
+    `soft_tissue` > 0 gives the phantom seeded muscle bulges, fat regions and a slimmer leg
+    (phantoms.soft_tissue): the same bones on other-looking radiographs."""
+    case = generate_case(
+        seed, fov="knee", spacing=(1.0, 1.0, 1.0), mesh_spacing=1.0, soft_tissue=soft_tissue
+    )
     out.mkdir(parents=True, exist_ok=True)
     leaky = [n for n, m in case.meshes.items() if not m.is_watertight]
     for name, mesh in case.meshes.items():
@@ -64,6 +69,8 @@ def build_test_case(seed: int, out: Path, size_px: int = 512) -> dict:
             metadata=pair.metadata,
         )
     info = {"seed": seed, "non_watertight_truth": leaky, "side": case.params.side}
+    if soft_tissue:
+        info["soft_tissue"] = case.metadata["soft_tissue"]
     (out / "case.json").write_text(json.dumps(info))
     return info
 
@@ -350,6 +357,12 @@ def main(argv: list[str] | None = None) -> int:
     build.add_argument("--n-train", type=int, default=64, help="training seeds to skip")
     build.add_argument("--master-seed", type=int, default=2026)
     build.add_argument("--out", type=Path, required=True)
+    build.add_argument(
+        "--soft-tissue-variation",
+        type=soft_tissue_argument,
+        default=0.0,
+        help="held-out phantoms with other soft tissue (phantoms.soft_tissue; 0 = plain)",
+    )
     student = commands.add_parser("student")
     student.add_argument("--checkpoint", required=True)
     student.add_argument("--testset", type=Path, required=True)
@@ -391,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
             if (target / "case.json").exists():
                 continue
             start = time.perf_counter()
-            info = build_test_case(seed, target)
+            info = build_test_case(seed, target, soft_tissue=args.soft_tissue_variation)
             print(
                 f"{target.name} seed {seed} {time.perf_counter() - start:.1f} s {info}", flush=True
             )

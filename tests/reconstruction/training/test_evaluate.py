@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from reconstruction.training.evaluate import SLAB_SUFFIX, markdown_table, summarise
 
 
@@ -26,3 +28,13 @@ def test_tables_average_per_condition_and_keep_the_slab_apart() -> None:
     whole, slab = markdown_table(summary), markdown_table(summary, SLAB_SUFFIX)
     assert "| sep90_dose100000 | 2 | 91.0 / 1.50 | - | - | - | 1100 |" in whole
     assert "| sep90_dose100000 | 2 | 96.0 / 0.55 | - | - | - | 1100 |" in slab
+
+
+def test_build_test_refuses_an_out_of_range_soft_tissue_strength(tmp_path, capsys) -> None:
+    from reconstruction.training.evaluate import main
+
+    with pytest.raises(SystemExit) as raised:
+        main(["build-test", "--out", str(tmp_path), "--soft-tissue-variation", "5"])
+    assert raised.value.code == 2
+    assert "must be between 0 and 3" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # nothing written
