@@ -34,7 +34,7 @@ def test_build_test_refuses_an_out_of_range_soft_tissue_strength(tmp_path, capsy
     from reconstruction.training.evaluate import main
 
     with pytest.raises(SystemExit) as raised:
-        main(["build-test", "--out", str(tmp_path), "--soft-tissue-variation", "5"])
+        main(["build-test", "--out", str(tmp_path / "set"), "--soft-tissue-variation", "5"])
     assert raised.value.code == 2
     assert "must be between 0 and 3" in capsys.readouterr().err
-    assert not any(tmp_path.iterdir())  # nothing written
+    assert not (tmp_path / "set").exists()  # nothing written
