@@ -737,23 +737,40 @@ def machine_load() -> str:
     return f"load average {one:.2f}, {five:.2f}, {fifteen:.2f} on {os.cpu_count()} cores"
 
 
-def main() -> None:
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    return value
+
+
+def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--raters", type=int, default=50)
-    parser.add_argument("--items-per-rater", type=int, default=20)
-    parser.add_argument("--workers", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--raters", type=positive_int, default=50)
+    parser.add_argument("--items-per-rater", type=positive_int, default=20)
+    parser.add_argument("--workers", type=positive_int, default=3)
+    parser.add_argument("--threads", type=positive_int, default=4)
     parser.add_argument("--think-ms", type=float, default=1000.0)
     parser.add_argument("--duplicates", type=float, default=0.1, help="share sent twice at once")
     parser.add_argument("--database-url", default=None, help="PostgreSQL server (any database)")
     parser.add_argument("--max-seconds", type=float, default=600.0)
     parser.add_argument(
-        "--client-processes", type=int, default=4, help="load generator processes (1: threads only)"
+        "--client-processes",
+        type=positive_int,
+        default=4,
+        help="load generator processes (1: threads only)",
     )
     parser.add_argument(
-        "--runs", type=int, default=1, help="repeat with a fresh database and server each time"
+        "--runs",
+        type=positive_int,
+        default=1,
+        help="repeat with a fresh database and server each time",
     )
-    args = parser.parse_args()
+    return parser.parse_args(argv)
+
+
+def main() -> None:
+    args = parse_arguments()
     results = []
     for number in range(1, args.runs + 1):
         if args.runs > 1:

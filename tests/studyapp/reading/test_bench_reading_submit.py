@@ -100,3 +100,13 @@ def test_the_summary_counts_only_runs_within_the_limit_and_with_intact_data(caps
     out = capsys.readouterr().out
     assert "1 of 3 runs met p95 <= 50 ms" in out
     assert out.count("FAIL") == 2
+
+
+@pytest.mark.parametrize("option", ["--runs", "--raters", "--workers", "--client-processes"])
+def test_counts_below_one_are_refused_with_a_clear_message(option, capsys):
+    bench = _load_bench()
+    with pytest.raises(SystemExit) as raised:
+        bench.parse_arguments([option, "0"])
+    assert raised.value.code == 2
+    assert "must be at least 1" in capsys.readouterr().err
+    assert bench.parse_arguments([option, "2"])  # and 2 is fine
