@@ -6,7 +6,7 @@ the gastrocnemius heads, the hamstrings), and fat between the muscles, in the po
 fossa and behind the patellar tendon (Hoffa's pad) shows as darker regions inside the
 leg. A network that has only seen the smooth tube reads any such edge as bone: on the
 real knee's radiographs it put bone fragments on soft-tissue edges (model card,
-2026-12-05). `vary_soft_tissue` adds, seeded per case,
+2026-12-06). `vary_soft_tissue` adds, seeded per case,
 - a slimmer leg: the skin moves inward by up to 25 mm (never closer than 6 mm to a
   bone), so the skin-air edge can lie inside the field next to the bones, as on a slim
   knee's radiograph;
@@ -44,8 +44,8 @@ MIN_COVER_MM = 6.0  # soft tissue left over every bone however slim the leg
 def vary_soft_tissue(anatomy: KneeAnatomy, strength: float) -> KneeAnatomy:
     """The anatomy with seeded soft-tissue structure; strength 0 returns it unchanged.
 
-    Each case draws its own share u ~ U(0, 1) of `strength`: up to round(MAX * u * strength)
-    bulges and fat regions (capped), bulges protruding proportionally to u * strength."""
+    Each case draws its own share = min(1, u * strength), u ~ U(0, 1): the slimming, the
+    bulges' protrusion and the most bulges and fat regions it may draw scale with it."""
     if not 0.0 <= strength <= MAX_SOFT_TISSUE:
         raise ValueError(
             f"soft-tissue variation strength must be between 0 and {MAX_SOFT_TISSUE}, "
@@ -66,12 +66,8 @@ def vary_soft_tissue(anatomy: KneeAnatomy, strength: float) -> KneeAnatomy:
         _fat_region(rng, axis, leg)
         for _ in range(int(rng.integers(0, round(MAX_FAT_REGIONS * share) + 1)))
     ]
-    body = leg
-    if bulges:
-        body = Union().add(leg)
-        for ellipsoid in bulges:
-            body.add(ellipsoid, BULGE_BLEND_MM)
-    fat_regions = _union(fat) if fat else anatomy.fat_regions
+    body = Union([(leg, 0.0)] + [(bulge, BULGE_BLEND_MM) for bulge in bulges]) if bulges else leg
+    fat_regions = Union([(region, 0.0) for region in fat]) if fat else anatomy.fat_regions
     extras = dict(anatomy.extras)
     extras["soft_tissue"] = {
         "share": share,
@@ -153,14 +149,5 @@ def _slimmed(anatomy: KneeAnatomy, slimming: float) -> Shape:
     """The skin moved inward by `slimming` mm, but kept MIN_COVER_MM outside every bone."""
     if slimming <= 0:
         return anatomy.body
-    cover = Union()
-    for bone in anatomy.bones.values():
-        cover.add(bone.shape)
-    return Union().add(Offset(anatomy.body, -slimming)).add(Offset(cover, MIN_COVER_MM))
-
-
-def _union(shapes: list[Ellipsoid]) -> Shape:
-    union = Union()
-    for shape in shapes:
-        union.add(shape)
-    return union
+    cover = Union([(bone.shape, 0.0) for bone in anatomy.bones.values()])
+    return Union([(Offset(anatomy.body, -slimming), 0.0), (Offset(cover, MIN_COVER_MM), 0.0)])

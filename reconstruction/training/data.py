@@ -25,6 +25,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -368,18 +369,20 @@ def non_negative_argument(text: str) -> float:
     return value
 
 
-def variation_argument(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= MAX_STRENGTH:
-        raise argparse.ArgumentTypeError(f"must be between 0 and {MAX_STRENGTH}, got {text}")
-    return value
+def strength_argument(maximum: float) -> Callable[[str], float]:
+    """An argparse type for a variation strength in [0, maximum]."""
+
+    def strength(text: str) -> float:
+        value = float(text)
+        if not 0.0 <= value <= maximum:
+            raise argparse.ArgumentTypeError(f"must be between 0 and {maximum}, got {text}")
+        return value
+
+    return strength
 
 
-def soft_tissue_argument(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= MAX_SOFT_TISSUE:
-        raise argparse.ArgumentTypeError(f"must be between 0 and {MAX_SOFT_TISSUE}, got {text}")
-    return value
+variation_argument = strength_argument(MAX_STRENGTH)
+soft_tissue_argument = strength_argument(MAX_SOFT_TISSUE)
 
 
 def add_case_arguments(parser: argparse.ArgumentParser, prefix: str = "") -> None:
