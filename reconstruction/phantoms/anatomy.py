@@ -340,12 +340,15 @@ def build_tibia(p: KneeParams) -> TibiaGeometry:
     return TibiaGeometry(tibia, normal, landmarks, canal, cortex, (lo, hi))
 
 
-def _ellipsoid_surface_samples(radii: Array, n: int = 400) -> Array:
-    """Deterministic, near-uniform directions (Fibonacci sphere) scaled to an ellipsoid."""
+def ellipsoid_surface_samples(radii: Array, n: int = 400, exponent: float = 2.0) -> Array:
+    """Deterministic, near-uniform directions (Fibonacci sphere) scaled to an ellipsoid
+    (a superellipsoid of that `exponent` when it is above 2; see sdf.Ellipsoid)."""
     i = np.arange(n) + 0.5
     phi = np.arccos(1 - 2 * i / n)
     theta = np.pi * (1 + 5**0.5) * i
     dirs = np.stack([np.cos(theta) * np.sin(phi), np.sin(theta) * np.sin(phi), np.cos(phi)], axis=1)
+    if exponent != 2.0:
+        dirs = dirs / ((np.abs(dirs) ** exponent).sum(axis=1, keepdims=True) ** (1 / exponent))
     return dirs * np.asarray(radii)
 
 
@@ -369,7 +372,7 @@ def _ray_distance(obstacle: Shape, origins: Array, direction: Array, limit: floa
     return np.minimum(travelled, limit)
 
 
-def _slide_to_contact(
+def slide_to_contact(
     obstacle: Shape, samples_local: Array, pose_far: Array, direction: Array, gap: float
 ) -> float:
     """How far to translate a shape (posed at `pose_far`) along `direction` to leave `gap`."""
@@ -387,15 +390,15 @@ def build_fibula(
     head_radii = np.array([0.12 * w, 0.12 * w, 0.15 * w])
     head_dir = np.array([-np.cos(np.radians(35)), np.sin(np.radians(35)), 0.0])
     head_far = np.array([0.0, 0.0, -0.25 * w]) + 1.5 * w * head_dir
-    head_samples = _ellipsoid_surface_samples(head_radii)
-    head = head_far - head_dir * _slide_to_contact(
+    head_samples = ellipsoid_surface_samples(head_radii)
+    head = head_far - head_dir * slide_to_contact(
         tibia, head_samples, rigid(None, head_far), -head_dir, FIBULA_GAP
     )
     mall_radii = np.array([0.085 * w, 0.12 * w, 0.24 * w])
     mall_dir = np.array([-np.cos(np.radians(15)), np.sin(np.radians(15)), 0.0])
     mall_far = np.array([0.0, 0.0, -length - 0.04 * w]) + 1.5 * w * mall_dir
-    mall_samples = _ellipsoid_surface_samples(mall_radii)
-    mall = mall_far - mall_dir * _slide_to_contact(
+    mall_samples = ellipsoid_surface_samples(mall_radii)
+    mall = mall_far - mall_dir * slide_to_contact(
         tibia, mall_samples, rigid(None, mall_far), -mall_dir, FIBULA_GAP
     )
     axis = mall - head
@@ -423,7 +426,7 @@ def _patella_pose(p: KneeParams, femur: Shape, flex_pose: Array) -> tuple[Array,
     b = p.bicondylar_width
     tilt = rotation_about_axis((1.0, 0.0, 0.0), p.patella_tilt)
     centre_height = 12.0 + radii[2]
-    samples = _ellipsoid_surface_samples(radii, 600)
+    samples = ellipsoid_surface_samples(radii, 600)
 
     def pose_at(s: float) -> Array:
         centre = np.array([-0.03 * b, -s, centre_height])
@@ -431,7 +434,7 @@ def _patella_pose(p: KneeParams, femur: Shape, flex_pose: Array) -> tuple[Array,
 
     far = 1.5 * b
     direction = flex_pose[:3, :3] @ np.array([0.0, 1.0, 0.0])
-    s = far - _slide_to_contact(femur, samples, pose_at(far), direction, PATELLA_GAP)
+    s = far - slide_to_contact(femur, samples, pose_at(far), direction, PATELLA_GAP)
     return pose_at(s), radii
 
 

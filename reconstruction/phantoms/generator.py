@@ -14,6 +14,7 @@ from reconstruction.phantoms.anatomy import BONE_LABELS, Bone, KneeAnatomy, buil
 from reconstruction.phantoms.ct import Materials, add_noise, simulate_fields, to_int16
 from reconstruction.phantoms.findings import Findings, apply_findings
 from reconstruction.phantoms.params import KneeParams, PhantomParameterError, sample_params
+from reconstruction.phantoms.patella import vary_patella
 from reconstruction.phantoms.sdf import Array, Box, Grid, Intersect, sample_narrow_band
 from reconstruction.phantoms.soft_tissue import vary_soft_tissue
 from reconstruction.phantoms.variation import vary_anatomy
@@ -114,11 +115,13 @@ def generate_case(
     supersample: bool = True,
     variation: float = 0.0,
     soft_tissue: float = 0.0,
+    patella: float = 0.0,
 ) -> PhantomCase:
     """One deterministic phantom: same parameters (seed) -> identical arrays.
 
     `variation` > 0 adds seeded shape and pose variation (phantoms.variation) and
-    `soft_tissue` > 0 seeded muscle bulges and fat regions (phantoms.soft_tissue), both for
+    `soft_tissue` > 0 seeded muscle bulges and fat regions (phantoms.soft_tissue) and
+    `patella` > 0 a seeded squarer, thicker-cortex patella (phantoms.patella), all for
     training."""
     params = _as_params(params_or_seed)
     spacing_t = tuple(float(s) for s in spacing)
@@ -129,6 +132,7 @@ def generate_case(
     anatomy = build_anatomy(params)
     findings = findings or Findings()
     anatomy = apply_findings(anatomy, findings)
+    anatomy = vary_patella(anatomy, patella)  # before the warp: it needs the ellipsoid
     anatomy = vary_anatomy(anatomy, variation)
     anatomy = vary_soft_tissue(anatomy, soft_tissue)  # after the warp: on the final limb
     lo, hi = field_of_view(anatomy, fov)
@@ -169,7 +173,7 @@ def generate_case(
         "mesh_spacing_mm": mesh_spacing,
         "meshes_clipped_to_fov": fov == "knee",
     }
-    for extra in ("variation", "soft_tissue"):
+    for extra in ("variation", "soft_tissue", "patella"):
         if extra in anatomy.extras:
             metadata[extra] = anatomy.extras[extra]
     return PhantomCase(

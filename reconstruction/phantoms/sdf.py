@@ -67,24 +67,41 @@ class Sphere(Shape):
 
 @dataclass
 class Ellipsoid(Shape):
-    """Axis-aligned (in its own rotated frame) ellipsoid; exact zero set, 1-Lipschitz bound."""
+    """Axis-aligned (in its own rotated frame) ellipsoid; exact zero set, 1-Lipschitz bound.
+
+    `exponent` p > 2 makes it a superellipsoid |x/a|^p + |y/b|^p + |z/c|^p = 1: flatter
+    faces and squarer rims. (||q/r||_p - 1) * r_min stays 1-Lipschitz for every p >= 2,
+    because the gradient of a p-norm has Euclidean length <= 1 there."""
 
     centre: Sequence[float]
     radii: Sequence[float]
     rotation: Array | None = None  # 3x3, columns = ellipsoid axes in parent coordinates
+    exponent: float = 2.0
+
+    def __post_init__(self) -> None:
+        if not self.exponent >= 2.0:
+            raise ValueError(f"ellipsoid exponent must be >= 2, got {self.exponent}")
 
     def __call__(self, points: Array) -> Array:
         q = points - np.asarray(self.centre)
         if self.rotation is not None:
             q = q @ np.asarray(self.rotation)
         radii = np.asarray(self.radii, dtype=float)
-        return (np.linalg.norm(q / radii, axis=1) - 1.0) * radii.min()
+        return (self._norm(q / radii) - 1.0) * radii.min()
+
+    def _norm(self, scaled: Array) -> Array:
+        if self.exponent == 2.0:
+            return np.linalg.norm(scaled, axis=1)
+        p = self.exponent
+        return (np.abs(scaled) ** p).sum(axis=1) ** (1.0 / p)
 
     def lower_bound(self, points: Array) -> Array:
-        # |q / r| >= |q| / r_max, hence f >= (|q| - r_max) * r_min / r_max
+        # |q / r|_p >= c |q / r|_2 >= c |q| / r_max with c = 3^(1/p - 1/2) (1 for p = 2),
+        # hence f >= (|q| - r_max / c) * c * r_min / r_max
         radii = np.asarray(self.radii, dtype=float)
+        c = 3.0 ** (1.0 / self.exponent - 0.5)
         return _sphere_bound(
-            points, np.asarray(self.centre), radii.max(), radii.min() / radii.max()
+            points, np.asarray(self.centre), radii.max() / c, c * radii.min() / radii.max()
         )
 
 

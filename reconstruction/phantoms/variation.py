@@ -199,4 +199,4 @@ def _vary_bone(bone: Bone, warp: SmoothWarp, tilt: Array, scale: Array | None) -
 def _scaled_ellipsoid(shape: Shape, scale: Array) -> Shape:
     if not isinstance(shape, Ellipsoid):
         raise TypeError("patella size variation expects the generator's ellipsoid patella")
-    return Ellipsoid(shape.centre, np.asarray(shape.radii, dtype=float) * scale, shape.rotation)
+    return dataclasses.replace(shape, radii=np.asarray(shape.radii, dtype=float) * scale)

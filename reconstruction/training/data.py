@@ -44,6 +44,7 @@ from reconstruction.phantoms.anatomy import build_anatomy
 from reconstruction.phantoms.dataset import case_seeds
 from reconstruction.phantoms.generator import field_of_view, generate_case
 from reconstruction.phantoms.params import sample_params
+from reconstruction.phantoms.patella import MAX_PATELLA_VARIATION
 from reconstruction.phantoms.soft_tissue import MAX_SOFT_TISSUE
 from reconstruction.phantoms.variation import MAX_STRENGTH, vary_anatomy
 from reconstruction.volume import Volume
@@ -84,6 +85,8 @@ class DataSettings:
     shape_variation: float = 0.0
     # phantoms.soft_tissue strength: muscle bulges and fat regions in the leg (0: none)
     soft_tissue_variation: float = 0.0
+    # phantoms.patella strength: squarer patellae with thicker cortex (0: the ellipsoid)
+    patella_variation: float = 0.0
 
     @property
     def iso_pixel_mm(self) -> float:
@@ -98,7 +101,7 @@ class DataSettings:
             del fields["isocentre_jitter_mm"]
         if fields["near_orthogonal_fraction"] == 0.0:
             del fields["near_orthogonal_fraction"], fields["near_orthogonal_band_deg"]
-        for optional in ("shape_variation", "soft_tissue_variation"):
+        for optional in ("shape_variation", "soft_tissue_variation", "patella_variation"):
             if fields[optional] == 0.0:  # keeps the keys of the caches made without it
                 del fields[optional]
         text = json.dumps({"v": CACHE_VERSION, **fields}, sort_keys=True)
@@ -220,6 +223,7 @@ def build_case(seed: int, settings: DataSettings) -> TrainingCase:
         dose=settings.phantom_dose,
         variation=settings.shape_variation,
         soft_tissue=settings.soft_tissue_variation,
+        patella=settings.patella_variation,
     )
     ct = case.ct
     rng = np.random.default_rng([seed, 2026])
@@ -383,6 +387,7 @@ def strength_argument(maximum: float) -> Callable[[str], float]:
 
 variation_argument = strength_argument(MAX_STRENGTH)
 soft_tissue_argument = strength_argument(MAX_SOFT_TISSUE)
+patella_argument = strength_argument(MAX_PATELLA_VARIATION)
 
 
 def add_case_arguments(parser: argparse.ArgumentParser, prefix: str = "") -> None:
@@ -411,6 +416,12 @@ def add_case_arguments(parser: argparse.ArgumentParser, prefix: str = "") -> Non
         default=DataSettings.soft_tissue_variation,
         help="muscle bulges and fat regions in the leg (phantoms.soft_tissue; 0 = none)",
     )
+    parser.add_argument(
+        f"--{prefix}patella-variation",
+        type=patella_argument,
+        default=DataSettings.patella_variation,
+        help="squarer patellae with thicker cortex (phantoms.patella; 0 = ellipsoid)",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -435,6 +446,7 @@ def main(argv: list[str] | None = None) -> int:
         first_angle_jitter_deg=args.first_angle_jitter_deg,
         shape_variation=args.shape_variation,
         soft_tissue_variation=args.soft_tissue_variation,
+        patella_variation=args.patella_variation,
     )
     held_out = split_seeds(args.master_seed, HELD_OUT_BLOCK[0], args.test)["test"]
     seeds = training_seeds(args.master_seed, args.train) + held_out[: args.test]

@@ -26,7 +26,7 @@ import trimesh
 from reconstruction.drr.simulate import DRRSettings, bone_centre, simulate_pair
 from reconstruction.io import read_xray_pair, write_xray_pair
 from reconstruction.phantoms.generator import generate_case
-from reconstruction.training.data import soft_tissue_argument, split_seeds
+from reconstruction.training.data import patella_argument, soft_tissue_argument, split_seeds
 
 ANGLES = (90.0, 75.0, 60.0, 45.0, 30.0)
 DOSES = (1e5, 1e4, 1e3)
@@ -38,13 +38,21 @@ def condition_name(separation: float, dose: float) -> str:
     return f"sep{separation:g}_dose{dose:g}"
 
 
-def build_test_case(seed: int, out: Path, size_px: int = 512, soft_tissue: float = 0.0) -> dict:
+def build_test_case(
+    seed: int, out: Path, size_px: int = 512, soft_tissue: float = 0.0, patella: float = 0.0
+) -> dict:
     """Ground-truth meshes + one X-ray pair directory per (separation, dose) condition.
 
     `soft_tissue` > 0 gives the phantom seeded muscle bulges, fat regions and a slimmer leg
-    (phantoms.soft_tissue): the same bones on other-looking radiographs."""
+    (phantoms.soft_tissue): the same bones on other-looking radiographs. `patella` > 0 gives
+    it a squarer patella with a thicker cortex (phantoms.patella)."""
     case = generate_case(
-        seed, fov="knee", spacing=(1.0, 1.0, 1.0), mesh_spacing=1.0, soft_tissue=soft_tissue
+        seed,
+        fov="knee",
+        spacing=(1.0, 1.0, 1.0),
+        mesh_spacing=1.0,
+        soft_tissue=soft_tissue,
+        patella=patella,
     )
     out.mkdir(parents=True, exist_ok=True)
     leaky = [n for n, m in case.meshes.items() if not m.is_watertight]
@@ -69,8 +77,9 @@ def build_test_case(seed: int, out: Path, size_px: int = 512, soft_tissue: float
             metadata=pair.metadata,
         )
     info = {"seed": seed, "non_watertight_truth": leaky, "side": case.params.side}
-    if soft_tissue:
-        info["soft_tissue"] = case.metadata["soft_tissue"]
+    for extra in ("soft_tissue", "patella"):
+        if extra in case.metadata:
+            info[extra] = case.metadata[extra]
     (out / "case.json").write_text(json.dumps(info))
     return info
 
@@ -363,6 +372,12 @@ def main(argv: list[str] | None = None) -> int:
         default=0.0,
         help="held-out phantoms with other soft tissue (phantoms.soft_tissue; 0 = plain)",
     )
+    build.add_argument(
+        "--patella-variation",
+        type=patella_argument,
+        default=0.0,
+        help="held-out phantoms with squarer patellae (phantoms.patella; 0 = plain)",
+    )
     student = commands.add_parser("student")
     student.add_argument("--checkpoint", required=True)
     student.add_argument("--testset", type=Path, required=True)
@@ -404,7 +419,12 @@ def main(argv: list[str] | None = None) -> int:
             if (target / "case.json").exists():
                 continue
             start = time.perf_counter()
-            info = build_test_case(seed, target, soft_tissue=args.soft_tissue_variation)
+            info = build_test_case(
+                seed,
+                target,
+                soft_tissue=args.soft_tissue_variation,
+                patella=args.patella_variation,
+            )
             print(
                 f"{target.name} seed {seed} {time.perf_counter() - start:.1f} s {info}", flush=True
             )

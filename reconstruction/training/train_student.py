@@ -44,6 +44,7 @@ from reconstruction.training.data import (
     labelled_subset,
     load_case,
     non_negative_argument,
+    patella_argument,
     soft_tissue_argument,
     training_seeds,
     variation_argument,
@@ -78,6 +79,7 @@ class StudentRun:
     first_angle_jitter_deg: float = 5.0
     shape_variation: float = 0.0  # see DataSettings
     soft_tissue_variation: float = 0.0  # see DataSettings
+    patella_variation: float = 0.0  # see DataSettings
     cache: str = str(DEFAULT_CACHE)
     config: dict = field(default_factory=lambda: StudentConfig().to_dict())
 
@@ -210,6 +212,7 @@ def run_data_settings(run: StudentRun) -> DataSettings:
         first_angle_jitter_deg=run.first_angle_jitter_deg,
         shape_variation=run.shape_variation,
         soft_tissue_variation=run.soft_tissue_variation,
+        patella_variation=run.patella_variation,
     )
 
 
@@ -330,6 +333,7 @@ CHECKED_TYPES = {
     "first_angle_jitter_deg": non_negative_argument,
     "shape_variation": variation_argument,
     "soft_tissue_variation": soft_tissue_argument,
+    "patella_variation": patella_argument,
 }
 
 

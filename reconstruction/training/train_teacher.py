@@ -341,6 +341,7 @@ def main(argv: list[str] | None = None) -> int:
         first_angle_jitter_deg=args.pop("student_first_angle_jitter_deg"),
         shape_variation=args.pop("student_shape_variation"),
         soft_tissue_variation=args.pop("student_soft_tissue_variation"),
+        patella_variation=args.pop("student_patella_variation"),
     )
     resume, targets, stride = args.pop("resume"), args.pop("targets"), args.pop("target_stride")
     init = args.pop("init")

@@ -146,28 +146,35 @@ def test_shape_variation_option_refuses_a_negative_strength(capsys) -> None:
     assert "must be between 0 and 3" in capsys.readouterr().err
 
 
-def test_soft_tissue_variation_names_its_own_cache() -> None:
+def test_each_variation_names_its_own_cache() -> None:
     keys = {
         DataSettings().key(),
         DataSettings(soft_tissue_variation=1.0).key(),
         DataSettings(soft_tissue_variation=2.0).key(),
         DataSettings(shape_variation=1.0).key(),
+        DataSettings(patella_variation=2.0).key(),
+        DataSettings(soft_tissue_variation=2.0, patella_variation=2.0).key(),
     }
-    assert len(keys) == 4
+    assert len(keys) == 6
+    assert DataSettings(patella_variation=0.0).key() == DataSettings().key()
 
 
-def test_soft_tissue_option_is_checked_by_the_data_and_training_commands(capsys) -> None:
+@pytest.mark.parametrize("option", ["soft-tissue-variation", "patella-variation"])
+def test_variation_options_are_checked_by_the_data_and_training_commands(
+    option: str, capsys
+) -> None:
     from reconstruction.training.train_student import parse_args
 
+    attribute = option.replace("-", "_")
     parser = argparse.ArgumentParser()
     add_case_arguments(parser, prefix="student-")
-    parsed = parser.parse_args(["--student-soft-tissue-variation", "2"])
-    assert parsed.student_soft_tissue_variation == 2.0
+    parsed = parser.parse_args([f"--student-{option}", "2"])
+    assert getattr(parsed, f"student_{attribute}") == 2.0
     with pytest.raises(SystemExit):
-        parser.parse_args(["--student-soft-tissue-variation", "4"])
+        parser.parse_args([f"--student-{option}", "4"])
     assert "must be between 0 and 3" in capsys.readouterr().err
-    run, _, _ = parse_args(["--soft-tissue-variation", "1.5", "--out", "x.pt"])
-    assert run.soft_tissue_variation == 1.5
+    run, _, _ = parse_args([f"--{option}", "1.5", "--out", "x.pt"])
+    assert getattr(run, attribute) == 1.5
     with pytest.raises(SystemExit) as raised:
-        parse_args(["--soft-tissue-variation", "-1"])
+        parse_args([f"--{option}", "-1"])
     assert raised.value.code == 2

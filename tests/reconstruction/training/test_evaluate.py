@@ -30,11 +30,12 @@ def test_tables_average_per_condition_and_keep_the_slab_apart() -> None:
     assert "| sep90_dose100000 | 2 | 96.0 / 0.55 | - | - | - | 1100 |" in slab
 
 
-def test_build_test_refuses_an_out_of_range_soft_tissue_strength(tmp_path, capsys) -> None:
+@pytest.mark.parametrize("option", ["--soft-tissue-variation", "--patella-variation"])
+def test_build_test_refuses_an_out_of_range_strength(option: str, tmp_path, capsys) -> None:
     from reconstruction.training.evaluate import main
 
     with pytest.raises(SystemExit) as raised:
-        main(["build-test", "--out", str(tmp_path / "set"), "--soft-tissue-variation", "5"])
+        main(["build-test", "--out", str(tmp_path / "set"), option, "5"])
     assert raised.value.code == 2
     assert "must be between 0 and 3" in capsys.readouterr().err
     assert not (tmp_path / "set").exists()  # nothing written

@@ -1,0 +1,95 @@
+"""Patella shape variation (training-time domain randomisation of the kneecap).
+
+The generator's patella is an ellipsoid. On an AP radiograph its thickness falls smoothly to
+zero towards the rim, so where it overlies the femur it leaves almost no outline. A real
+patella is a flattened block: broad anterior and articular faces, a rim of nearly constant
+thickness, a thicker cortex. Its rim shows as a sharp-edged disc through the femur on the AP
+view. A network that has only seen the ellipsoid does not read that disc; on the real knee
+it placed the patella 20 mm too far medially (model card, 2026-12-06). `vary_patella` gives
+each case, seeded:
+- a squarer kneecap: the ellipsoid becomes the superellipsoid |x/a|^p + |y/b|^p + |z/c|^p = 1
+  (sdf.Ellipsoid's exponent) with p from 2 (the plain ellipsoid) up to 2 + 4 * share;
+- a cortex from 1 mm (the generator's) up to 1 + 1.5 * share mm thick;
+- the patella slid along its thickness axis back into contact with the femur, with the
+  generator's cartilage gap: the squarer patella is fuller at its articular face.
+
+The outer dimensions (the parameters' width, thickness and height) are kept. The femur,
+tibia and fibula are untouched; the patella's label, mesh and landmark follow the new shape.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from reconstruction.phantoms.anatomy import (
+    PATELLA_GAP,
+    Bone,
+    CortexProfile,
+    KneeAnatomy,
+    ellipsoid_surface_samples,
+    slide_to_contact,
+)
+from reconstruction.phantoms.sdf import Array, Ellipsoid, rigid
+
+PATELLA_STREAM = 15  # rng stream [seed, 15]: independent of the CT's, the warp's, the tissue's
+MAX_PATELLA_VARIATION = 3.0
+MAX_EXTRA_EXPONENT = 4.0  # at share 1, p up to 2 + this
+MAX_EXTRA_CORTEX_MM = 1.5  # at share 1, cortex up to 1 mm + this
+BASE_CORTEX_MM = 1.0
+SLIDE_START_MM = 60.0  # the search starts this far in front of the femur
+
+
+def vary_patella(anatomy: KneeAnatomy, strength: float) -> KneeAnatomy:
+    """The anatomy with a seeded patella shape; strength 0 returns it unchanged.
+
+    Each case draws its own share = min(1, u * strength), u ~ U(0, 1); the exponent and the
+    cortex are drawn uniformly up to what that share allows."""
+    if not 0.0 <= strength <= MAX_PATELLA_VARIATION:
+        raise ValueError(
+            f"patella variation strength must be between 0 and {MAX_PATELLA_VARIATION}, "
+            f"got {strength}"
+        )
+    if strength == 0:
+        return anatomy
+    patella = anatomy.bones["patella"]
+    if not isinstance(patella.local_shape, Ellipsoid):
+        raise TypeError("patella variation expects the generator's ellipsoid patella")
+    rng = np.random.default_rng([anatomy.params.seed, PATELLA_STREAM])
+    share = min(1.0, strength * float(rng.uniform(0.0, 1.0)))
+    exponent = 2.0 + MAX_EXTRA_EXPONENT * share * float(rng.uniform(0.0, 1.0))
+    cortex_mm = BASE_CORTEX_MM + MAX_EXTRA_CORTEX_MM * share * float(rng.uniform(0.0, 1.0))
+    shape = dataclasses.replace(patella.local_shape, exponent=exponent)
+    pose = _in_contact(anatomy.bones["femur"], shape, patella.patient_from_local)
+    bones = dict(anatomy.bones)
+    bones["patella"] = dataclasses.replace(
+        patella,
+        local_shape=shape,
+        patient_from_local=pose,
+        cortex=CortexProfile(cortex_mm, cortex_mm, 0.0, 0.0),
+    )
+    landmarks = dict(anatomy.landmarks)
+    landmarks["patella_centre"] = pose[:3, 3].copy()
+    transforms = dict(anatomy.transforms)
+    transforms["patient_from_patella"] = pose
+    extras = dict(anatomy.extras)
+    extras["patella"] = {
+        "share": share,
+        "exponent": exponent,
+        "cortex_mm": cortex_mm,
+        "moved_mm": float(np.linalg.norm(pose[:3, 3] - patella.patient_from_local[:3, 3])),
+    }
+    return dataclasses.replace(
+        anatomy, bones=bones, landmarks=landmarks, transforms=transforms, extras=extras
+    )
+
+
+def _in_contact(femur: Bone, shape: Ellipsoid, pose: Array) -> Array:
+    """The pose moved along the patella's own thickness axis (local y, towards the femur)
+    until the new shape lies PATELLA_GAP from the femur."""
+    samples = ellipsoid_surface_samples(np.asarray(shape.radii), 600, shape.exponent)
+    towards_femur = pose[:3, :3] @ np.array([0.0, 1.0, 0.0])
+    far = rigid(None, -SLIDE_START_MM * towards_femur) @ pose
+    travel = slide_to_contact(femur.shape, samples, far, towards_femur, PATELLA_GAP)
+    return rigid(None, travel * towards_femur) @ far
