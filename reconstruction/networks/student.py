@@ -113,37 +113,31 @@ class XrayStudent(nn.Module):
     ) -> torch.Tensor:
         """Inference for the first pair of `encoded`: points (N, 3) mm -> logits (5, N).
 
-        The same function as `query`, laid out as (channels, points) so that each layer is
-        one matrix product over all points (about twice as fast on the CPU as `query` for
-        large N; callers chunk N). With `dtype=torch.bfloat16` the products run in bfloat16
-        (CPUs with AVX512-BF16 do them about 2.5x faster); projection and sampling stay in
-        float32 and the logits are returned in float32.
+        The same function as `query`, for one pair and many points. Each layer is one
+        oneDNN matrix product with its bias and ReLU fused in (`_dense`), over all points
+        of both views at once: about 1.7x faster than separate products and ReLUs on the
+        CPU in bfloat16 (callers chunk N). With `dtype=torch.bfloat16` the products run in
+        bfloat16 (much faster where the CPU has AVX512-BF16 or AMX); projection and sampling
+        stay in float32 and the logits are returned in float32.
         """
         pixels, depth = project(encoded.projections[:1].to(points.dtype), points[None])
         width, height = encoded.size
         grid = pixels_to_grid(pixels, width, height)[0]  # (V, N, 2)
-        views = grid.shape[0]
+        views, count = grid.shape[:2]
         relative_depth = (depth[0] - encoded.reference_depths[0, :, None]) / DEPTH_SCALE_MM
-        coords = torch.cat([grid.permute(0, 2, 1), relative_depth[:, None, :]], dim=1)  # (V,3,N)
-        # the Fourier layout of `positional`: [x (3), then per coordinate: sin (n), cos (n)]
-        angles = coords[:, :, None, :] * self.positional.frequencies[None, None, :, None]
-        trig = torch.cat([angles.sin(), angles.cos()], dim=2).flatten(1, 2)  # (V, 3 * 2n, N)
-        sampled = [sample_pixel_features(m[:views], grid).transpose(1, 2) for m in encoded.maps]
+        coords = torch.cat([grid, relative_depth[..., None]], dim=-1)  # (V, N, 3)
+        sampled = [sample_pixel_features(m[:views], grid) for m in encoded.maps]
         # cast the pieces, not the whole: the concatenation then moves half the bytes
-        inputs = torch.cat([x.to(dtype) for x in (*sampled, coords, trig)], dim=1)  # (V, D, N)
-        first = self.view_mlp[0]
-        weight = first.weight.to(dtype).expand(views, -1, -1)
-        hidden = torch.baddbmm(first.bias.to(dtype)[None, :, None], weight, inputs)
-        features = hidden.relu_().reshape(-1, hidden.shape[-1])  # view-major, as `query`
+        pieces = (*sampled, self.positional(coords))
+        inputs = torch.cat([x.to(dtype) for x in pieces], dim=-1)  # (V, N, D)
+        embedded = _dense(inputs.reshape(views * count, -1), self.view_mlp[0], dtype, relu=True)
+        # [view 0 embedding, view 1 embedding] per point, as `query` concatenates them
+        features = embedded.reshape(views, count, -1).transpose(0, 1).reshape(count, -1)
         for layer in self.decoder.body:
-            if isinstance(layer, nn.Linear):
-                bias, matrix = layer.bias.to(dtype)[:, None], layer.weight.to(dtype)
-                features = torch.addmm(bias, matrix, features)
-            else:
-                features = features.relu_()
-        classifier = self.decoder.classifier
-        bias, matrix = classifier.bias.to(dtype)[:, None], classifier.weight.to(dtype)
-        return torch.addmm(bias, matrix, features).float()
+            if isinstance(layer, nn.Linear):  # each is followed by a ReLU (PointDecoder)
+                features = _dense(features, layer, dtype, relu=True)
+        logits = _dense(features, self.decoder.classifier, dtype, relu=False)
+        return logits.float().t()
 
     def forward(
         self,
@@ -153,3 +147,16 @@ class XrayStudent(nn.Module):
         points: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         return self.query(self.encode(images, projections, reference_depths), points)
+
+
+def _dense(x: torch.Tensor, layer: nn.Linear, dtype: torch.dtype, relu: bool) -> torch.Tensor:
+    """x (N, in) -> layer(x), optionally ReLU'd, as one fused oneDNN product where this torch
+    has it (CPU builds with mkldnn), else as a product and an in-place ReLU."""
+    weight, bias = layer.weight.to(dtype), layer.bias.to(dtype)
+    if _FUSED_LINEAR is not None:
+        return _FUSED_LINEAR(x.contiguous(), weight, bias, "relu" if relu else "none", [], "")
+    out = torch.addmm(bias, x, weight.t())
+    return out.relu_() if relu else out
+
+
+_FUSED_LINEAR = getattr(torch.ops.mkldnn, "_linear_pointwise", None)

@@ -50,9 +50,17 @@ def test_student_shapes_and_point_order_equivariance() -> None:
     torch.testing.assert_close(permuted, logits[:, permutation])
 
 
-def test_channels_first_inference_is_the_same_function_as_query() -> None:
-    """The fast inference path (split first layer, no concatenation) must match `query`,
-    including points outside a view (zero features) and the Fourier block layout."""
+@pytest.mark.parametrize("fused", [True, False])
+def test_channels_first_inference_is_the_same_function_as_query(fused: bool, monkeypatch) -> None:
+    """The fast inference path (fused oneDNN products, or plain ones where torch lacks
+    them) must match `query`, including points outside a view (zero features) and the
+    order of the views' embeddings."""
+    from reconstruction.networks import student
+
+    if not fused:
+        monkeypatch.setattr(student, "_FUSED_LINEAR", None)
+    elif student._FUSED_LINEAR is None:
+        pytest.skip("this torch has no fused oneDNN linear")
     torch.manual_seed(1)
     model = XrayStudent(StudentConfig(widths=(4, 8, 8, 8), n_levels=3, n_frequencies=4)).eval()
     matrices, depths = _pair_tensors(60.0)
