@@ -32,6 +32,7 @@ from reconstruction.phantoms.anatomy import (
     slide_to_contact,
 )
 from reconstruction.phantoms.sdf import Array, Ellipsoid, rigid
+from reconstruction.phantoms.variation import seeded_share
 
 PATELLA_STREAM = 15  # rng stream [seed, 15]: independent of the CT's, the warp's, the tissue's
 MAX_PATELLA_VARIATION = 3.0
@@ -46,18 +47,15 @@ def vary_patella(anatomy: KneeAnatomy, strength: float) -> KneeAnatomy:
 
     Each case draws its own share = min(1, u * strength), u ~ U(0, 1); the exponent and the
     cortex are drawn uniformly up to what that share allows."""
-    if not 0.0 <= strength <= MAX_PATELLA_VARIATION:
-        raise ValueError(
-            f"patella variation strength must be between 0 and {MAX_PATELLA_VARIATION}, "
-            f"got {strength}"
-        )
-    if strength == 0:
+    drawn = seeded_share(
+        anatomy, strength, MAX_PATELLA_VARIATION, PATELLA_STREAM, "patella variation"
+    )
+    if drawn is None:
         return anatomy
     patella = anatomy.bones["patella"]
     if not isinstance(patella.local_shape, Ellipsoid):
         raise TypeError("patella variation expects the generator's ellipsoid patella")
-    rng = np.random.default_rng([anatomy.params.seed, PATELLA_STREAM])
-    share = min(1.0, strength * float(rng.uniform(0.0, 1.0)))
+    rng, share = drawn
     exponent = 2.0 + MAX_EXTRA_EXPONENT * share * float(rng.uniform(0.0, 1.0))
     cortex_mm = BASE_CORTEX_MM + MAX_EXTRA_CORTEX_MM * share * float(rng.uniform(0.0, 1.0))
     shape = dataclasses.replace(patella.local_shape, exponent=exponent)

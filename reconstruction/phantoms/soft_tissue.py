@@ -27,6 +27,7 @@ import numpy as np
 
 from reconstruction.phantoms.anatomy import KneeAnatomy
 from reconstruction.phantoms.sdf import Array, Ellipsoid, Offset, Shape, Union
+from reconstruction.phantoms.variation import seeded_share
 
 SOFT_TISSUE_STREAM = 14  # rng stream [seed, 14]: independent of the CT's and the warp's
 MAX_SOFT_TISSUE = 3.0
@@ -46,15 +47,12 @@ def vary_soft_tissue(anatomy: KneeAnatomy, strength: float) -> KneeAnatomy:
 
     Each case draws its own share = min(1, u * strength), u ~ U(0, 1): the slimming, the
     bulges' protrusion and the most bulges and fat regions it may draw scale with it."""
-    if not 0.0 <= strength <= MAX_SOFT_TISSUE:
-        raise ValueError(
-            f"soft-tissue variation strength must be between 0 and {MAX_SOFT_TISSUE}, "
-            f"got {strength}"
-        )
-    if strength == 0:
+    drawn = seeded_share(
+        anatomy, strength, MAX_SOFT_TISSUE, SOFT_TISSUE_STREAM, "soft-tissue variation"
+    )
+    if drawn is None:
         return anatomy
-    rng = np.random.default_rng([anatomy.params.seed, SOFT_TISSUE_STREAM])
-    share = min(1.0, strength * float(rng.uniform(0.0, 1.0)))
+    rng, share = drawn
     axis = LimbAxis.of(anatomy)
     slimming = share * float(rng.uniform(0.0, 1.0)) * MAX_SLIMMING_MM
     leg = _slimmed(anatomy, slimming)

@@ -130,6 +130,20 @@ def _unit_vectors(rng: np.random.Generator, count: int) -> Array:
     return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
+def seeded_share(
+    anatomy: KneeAnatomy, strength: float, maximum: float, stream: int, what: str
+) -> tuple[np.random.Generator, float] | None:
+    """Check a variation strength and draw this case's share of it (the soft-tissue and
+    patella variations): None for strength 0, else the case's generator (stream
+    [seed, stream]) and share = min(1, u * strength), u ~ U(0, 1)."""
+    if not 0.0 <= strength <= maximum:
+        raise ValueError(f"{what} strength must be between 0 and {maximum}, got {strength}")
+    if strength == 0:
+        return None
+    rng = np.random.default_rng([anatomy.params.seed, stream])
+    return rng, min(1.0, strength * float(rng.uniform(0.0, 1.0)))
+
+
 def vary_anatomy(anatomy: KneeAnatomy, strength: float) -> KneeAnatomy:
     """The anatomy with seeded shape and pose variation; strength 0 returns it unchanged.
 
