@@ -12,6 +12,7 @@ from skimage.measure import marching_cubes
 
 from reconstruction.phantoms.anatomy import BONE_LABELS, Bone, KneeAnatomy, build_anatomy
 from reconstruction.phantoms.ct import Materials, add_noise, simulate_fields, to_int16
+from reconstruction.phantoms.femur import vary_femur
 from reconstruction.phantoms.findings import Findings, apply_findings
 from reconstruction.phantoms.params import KneeParams, PhantomParameterError, sample_params
 from reconstruction.phantoms.patella import vary_patella
@@ -116,13 +117,15 @@ def generate_case(
     variation: float = 0.0,
     soft_tissue: float = 0.0,
     patella: float = 0.0,
+    femur: float = 0.0,
 ) -> PhantomCase:
     """One deterministic phantom: same parameters (seed) -> identical arrays.
 
     `variation` > 0 adds seeded shape and pose variation (phantoms.variation) and
     `soft_tissue` > 0 seeded muscle bulges and fat regions (phantoms.soft_tissue) and
-    `patella` > 0 a seeded squarer, thicker-cortex patella (phantoms.patella), all for
-    training."""
+    `patella` > 0 a seeded squarer, thicker-cortex patella at another height
+    (phantoms.patella) and `femur` > 0 a seeded larger notch and popliteal hollow
+    (phantoms.femur), all for training."""
     params = _as_params(params_or_seed)
     spacing_t = tuple(float(s) for s in spacing)
     if len(spacing_t) != 3 or min(spacing_t) < 0.2 or max(spacing_t) > 4.0:
@@ -132,6 +135,7 @@ def generate_case(
     anatomy = build_anatomy(params)
     findings = findings or Findings()
     anatomy = apply_findings(anatomy, findings)
+    anatomy = vary_femur(anatomy, femur)  # before the patella: it only removes bone
     anatomy = vary_patella(anatomy, patella)  # before the warp: it needs the ellipsoid
     anatomy = vary_anatomy(anatomy, variation)
     anatomy = vary_soft_tissue(anatomy, soft_tissue)  # after the warp: on the final limb
@@ -173,7 +177,7 @@ def generate_case(
         "mesh_spacing_mm": mesh_spacing,
         "meshes_clipped_to_fov": fov == "knee",
     }
-    for extra in ("variation", "soft_tissue", "patella"):
+    for extra in ("variation", "soft_tissue", "patella", "femur"):
         if extra in anatomy.extras:
             metadata[extra] = anatomy.extras[extra]
     return PhantomCase(

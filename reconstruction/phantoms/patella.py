@@ -10,8 +10,12 @@ each case, seeded:
 - a squarer kneecap: the ellipsoid becomes the superellipsoid |x/a|^p + |y/b|^p + |z/c|^p = 1
   (sdf.Ellipsoid's exponent) with p from 2 (the plain ellipsoid) up to 2 + 4 * share;
 - a cortex from 1 mm (the generator's) up to 1 + 1.5 * share mm thick;
+- a patellar height: the kneecap raised along its long axis by up to 12 * share mm (a
+  high-riding patella, as on the real knee, whose patella tops out 7 mm above where the
+  generator's fixed height put it) or lowered by up to 4 * share mm;
 - the patella slid along its thickness axis back into contact with the femur, with the
-  generator's cartilage gap: the squarer patella is fuller at its articular face.
+  generator's cartilage gap: the squarer patella is fuller at its articular face, and a
+  raised one rests on the femur's anterior metaphysis.
 
 The outer dimensions (the parameters' width, thickness and height) are kept. The femur,
 tibia and fibula are untouched; the patella's label, mesh and landmark follow the new shape.
@@ -34,11 +38,14 @@ from reconstruction.phantoms.anatomy import (
 from reconstruction.phantoms.sdf import Array, Ellipsoid, rigid
 from reconstruction.phantoms.variation import seeded_share
 
+PATELLA_VERSION = 2  # 2: with the patellar height (cache keys name it)
 PATELLA_STREAM = 15  # rng stream [seed, 15]: independent of the CT's, the warp's, the tissue's
 MAX_PATELLA_VARIATION = 3.0
 MAX_EXTRA_EXPONENT = 4.0  # at share 1, p up to 2 + this
 MAX_EXTRA_CORTEX_MM = 1.5  # at share 1, cortex up to 1 mm + this
 BASE_CORTEX_MM = 1.0
+MAX_RISE_MM = 12.0  # at share 1, raised up to this
+MAX_DROP_MM = 4.0  # at share 1, lowered up to this
 SLIDE_START_MM = 60.0  # the search starts this far in front of the femur
 
 
@@ -58,8 +65,10 @@ def vary_patella(anatomy: KneeAnatomy, strength: float) -> KneeAnatomy:
     rng, share = drawn
     exponent = 2.0 + MAX_EXTRA_EXPONENT * share * float(rng.uniform(0.0, 1.0))
     cortex_mm = BASE_CORTEX_MM + MAX_EXTRA_CORTEX_MM * share * float(rng.uniform(0.0, 1.0))
+    # drawn after the shape, so a seed's exponent and cortex are those of the first version
+    rise = share * float(rng.uniform(-MAX_DROP_MM, MAX_RISE_MM))
     shape = dataclasses.replace(patella.local_shape, exponent=exponent)
-    pose = _in_contact(anatomy.bones["femur"], shape, patella.patient_from_local)
+    pose = _in_contact(anatomy.bones["femur"], shape, patella.patient_from_local, rise)
     bones = dict(anatomy.bones)
     bones["patella"] = dataclasses.replace(
         patella,
@@ -76,6 +85,7 @@ def vary_patella(anatomy: KneeAnatomy, strength: float) -> KneeAnatomy:
         "share": share,
         "exponent": exponent,
         "cortex_mm": cortex_mm,
+        "rise_mm": rise,
         "moved_mm": float(np.linalg.norm(pose[:3, 3] - patella.patient_from_local[:3, 3])),
     }
     return dataclasses.replace(
@@ -83,11 +93,13 @@ def vary_patella(anatomy: KneeAnatomy, strength: float) -> KneeAnatomy:
     )
 
 
-def _in_contact(femur: Bone, shape: Ellipsoid, pose: Array) -> Array:
-    """The pose moved along the patella's own thickness axis (local y, towards the femur)
-    until the new shape lies PATELLA_GAP from the femur."""
+def _in_contact(femur: Bone, shape: Ellipsoid, pose: Array, rise: float) -> Array:
+    """The pose raised `rise` mm along the patella's long axis (local z), then moved along
+    its thickness axis (local y, towards the femur) until the new shape lies PATELLA_GAP
+    from the femur."""
     samples = ellipsoid_surface_samples(np.asarray(shape.radii), 600, shape.exponent)
     towards_femur = pose[:3, :3] @ np.array([0.0, 1.0, 0.0])
-    far = rigid(None, -SLIDE_START_MM * towards_femur) @ pose
+    upwards = pose[:3, :3] @ np.array([0.0, 0.0, 1.0])
+    far = rigid(None, rise * upwards - SLIDE_START_MM * towards_femur) @ pose
     travel = slide_to_contact(femur.shape, samples, far, towards_femur, PATELLA_GAP)
     return rigid(None, travel * towards_femur) @ far

@@ -42,9 +42,10 @@ from reconstruction.networks.geometry import (
 )
 from reconstruction.phantoms.anatomy import build_anatomy
 from reconstruction.phantoms.dataset import case_seeds
+from reconstruction.phantoms.femur import MAX_FEMUR_VARIATION
 from reconstruction.phantoms.generator import field_of_view, generate_case
 from reconstruction.phantoms.params import sample_params
-from reconstruction.phantoms.patella import MAX_PATELLA_VARIATION
+from reconstruction.phantoms.patella import MAX_PATELLA_VARIATION, PATELLA_VERSION
 from reconstruction.phantoms.soft_tissue import MAX_SOFT_TISSUE
 from reconstruction.phantoms.variation import MAX_STRENGTH, vary_anatomy
 from reconstruction.volume import Volume
@@ -87,6 +88,8 @@ class DataSettings:
     soft_tissue_variation: float = 0.0
     # phantoms.patella strength: squarer patellae with thicker cortex (0: the ellipsoid)
     patella_variation: float = 0.0
+    # phantoms.femur strength: larger notch and a popliteal hollow (0: the convex femur)
+    femur_variation: float = 0.0
 
     @property
     def iso_pixel_mm(self) -> float:
@@ -101,9 +104,12 @@ class DataSettings:
             del fields["isocentre_jitter_mm"]
         if fields["near_orthogonal_fraction"] == 0.0:
             del fields["near_orthogonal_fraction"], fields["near_orthogonal_band_deg"]
-        for optional in ("shape_variation", "soft_tissue_variation", "patella_variation"):
-            if fields[optional] == 0.0:  # keeps the keys of the caches made without it
-                del fields[optional]
+        optional = ("shape_variation", "soft_tissue_variation", "patella_variation")
+        for name in (*optional, "femur_variation"):
+            if fields[name] == 0.0:  # keeps the keys of the caches made without it
+                del fields[name]
+        if self.patella_variation:  # the patellar height joined the patella variation
+            fields["patella_version"] = PATELLA_VERSION
         text = json.dumps({"v": CACHE_VERSION, **fields}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
@@ -224,6 +230,7 @@ def build_case(seed: int, settings: DataSettings) -> TrainingCase:
         variation=settings.shape_variation,
         soft_tissue=settings.soft_tissue_variation,
         patella=settings.patella_variation,
+        femur=settings.femur_variation,
     )
     ct = case.ct
     rng = np.random.default_rng([seed, 2026])
@@ -388,6 +395,7 @@ def strength_argument(maximum: float) -> Callable[[str], float]:
 variation_argument = strength_argument(MAX_STRENGTH)
 soft_tissue_argument = strength_argument(MAX_SOFT_TISSUE)
 patella_argument = strength_argument(MAX_PATELLA_VARIATION)
+femur_argument = strength_argument(MAX_FEMUR_VARIATION)
 
 
 def add_case_arguments(parser: argparse.ArgumentParser, prefix: str = "") -> None:
@@ -420,7 +428,13 @@ def add_case_arguments(parser: argparse.ArgumentParser, prefix: str = "") -> Non
         f"--{prefix}patella-variation",
         type=patella_argument,
         default=DataSettings.patella_variation,
-        help="squarer patellae with thicker cortex (phantoms.patella; 0 = ellipsoid)",
+        help="squarer, thicker-cortex patellae at other heights (phantoms.patella; 0 = none)",
+    )
+    parser.add_argument(
+        f"--{prefix}femur-variation",
+        type=femur_argument,
+        default=DataSettings.femur_variation,
+        help="larger notch and a popliteal hollow (phantoms.femur; 0 = none)",
     )
 
 
@@ -447,6 +461,7 @@ def main(argv: list[str] | None = None) -> int:
         shape_variation=args.shape_variation,
         soft_tissue_variation=args.soft_tissue_variation,
         patella_variation=args.patella_variation,
+        femur_variation=args.femur_variation,
     )
     held_out = split_seeds(args.master_seed, HELD_OUT_BLOCK[0], args.test)["test"]
     seeds = training_seeds(args.master_seed, args.train) + held_out[: args.test]

@@ -26,7 +26,12 @@ import trimesh
 from reconstruction.drr.simulate import DRRSettings, bone_centre, simulate_pair
 from reconstruction.io import read_xray_pair, write_xray_pair
 from reconstruction.phantoms.generator import generate_case
-from reconstruction.training.data import patella_argument, soft_tissue_argument, split_seeds
+from reconstruction.training.data import (
+    femur_argument,
+    patella_argument,
+    soft_tissue_argument,
+    split_seeds,
+)
 
 ANGLES = (90.0, 75.0, 60.0, 45.0, 30.0)
 DOSES = (1e5, 1e4, 1e3)
@@ -39,13 +44,19 @@ def condition_name(separation: float, dose: float) -> str:
 
 
 def build_test_case(
-    seed: int, out: Path, size_px: int = 512, soft_tissue: float = 0.0, patella: float = 0.0
+    seed: int,
+    out: Path,
+    size_px: int = 512,
+    soft_tissue: float = 0.0,
+    patella: float = 0.0,
+    femur: float = 0.0,
 ) -> dict:
     """Ground-truth meshes + one X-ray pair directory per (separation, dose) condition.
 
     `soft_tissue` > 0 gives the phantom seeded muscle bulges, fat regions and a slimmer leg
     (phantoms.soft_tissue): the same bones on other-looking radiographs. `patella` > 0 gives
-    it a squarer patella with a thicker cortex (phantoms.patella)."""
+    it a squarer patella with a thicker cortex at another height (phantoms.patella), and
+    `femur` > 0 a larger notch and a popliteal hollow (phantoms.femur)."""
     case = generate_case(
         seed,
         fov="knee",
@@ -53,6 +64,7 @@ def build_test_case(
         mesh_spacing=1.0,
         soft_tissue=soft_tissue,
         patella=patella,
+        femur=femur,
     )
     out.mkdir(parents=True, exist_ok=True)
     leaky = [n for n, m in case.meshes.items() if not m.is_watertight]
@@ -378,6 +390,12 @@ def main(argv: list[str] | None = None) -> int:
         default=0.0,
         help="held-out phantoms with squarer patellae (phantoms.patella; 0 = plain)",
     )
+    build.add_argument(
+        "--femur-variation",
+        type=femur_argument,
+        default=0.0,
+        help="held-out phantoms with a larger notch and popliteal hollow (phantoms.femur)",
+    )
     student = commands.add_parser("student")
     student.add_argument("--checkpoint", required=True)
     student.add_argument("--testset", type=Path, required=True)
@@ -424,6 +442,7 @@ def main(argv: list[str] | None = None) -> int:
                 target,
                 soft_tissue=args.soft_tissue_variation,
                 patella=args.patella_variation,
+                femur=args.femur_variation,
             )
             print(
                 f"{target.name} seed {seed} {time.perf_counter() - start:.1f} s {info}", flush=True

@@ -40,6 +40,7 @@ from reconstruction.training.data import (
     DEFAULT_CACHE,
     DataSettings,
     TrainingCase,
+    femur_argument,
     fraction_argument,
     labelled_subset,
     load_case,
@@ -80,6 +81,7 @@ class StudentRun:
     shape_variation: float = 0.0  # see DataSettings
     soft_tissue_variation: float = 0.0  # see DataSettings
     patella_variation: float = 0.0  # see DataSettings
+    femur_variation: float = 0.0  # see DataSettings
     cache: str = str(DEFAULT_CACHE)
     config: dict = field(default_factory=lambda: StudentConfig().to_dict())
 
@@ -213,6 +215,7 @@ def run_data_settings(run: StudentRun) -> DataSettings:
         shape_variation=run.shape_variation,
         soft_tissue_variation=run.soft_tissue_variation,
         patella_variation=run.patella_variation,
+        femur_variation=run.femur_variation,
     )
 
 
@@ -334,6 +337,7 @@ CHECKED_TYPES = {
     "shape_variation": variation_argument,
     "soft_tissue_variation": soft_tissue_argument,
     "patella_variation": patella_argument,
+    "femur_variation": femur_argument,
 }
 
 

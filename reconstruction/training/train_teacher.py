@@ -342,6 +342,7 @@ def main(argv: list[str] | None = None) -> int:
         shape_variation=args.pop("student_shape_variation"),
         soft_tissue_variation=args.pop("student_soft_tissue_variation"),
         patella_variation=args.pop("student_patella_variation"),
+        femur_variation=args.pop("student_femur_variation"),
     )
     resume, targets, stride = args.pop("resume"), args.pop("targets"), args.pop("target_stride")
     init = args.pop("init")

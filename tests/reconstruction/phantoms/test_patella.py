@@ -9,8 +9,10 @@ from reconstruction.phantoms import build_anatomy, generate_case, sample_params
 from reconstruction.phantoms.anatomy import PATELLA_GAP, ellipsoid_surface_samples
 from reconstruction.phantoms.patella import (
     BASE_CORTEX_MM,
+    MAX_DROP_MM,
     MAX_EXTRA_CORTEX_MM,
     MAX_EXTRA_EXPONENT,
+    MAX_RISE_MM,
     vary_patella,
 )
 from reconstruction.phantoms.sdf import Ellipsoid, apply
@@ -60,6 +62,24 @@ def test_the_patella_is_squarer_and_touches_the_femur_with_the_cartilage_gap(pla
     )
     # same seed, same draw
     assert vary_patella(plain, 3.0).extras["patella"] == drawn
+
+
+def test_the_patella_is_raised_along_its_long_axis(plain) -> None:
+    drawn = vary_patella(plain, 3.0).extras["patella"]
+    assert -MAX_DROP_MM <= drawn["rise_mm"] <= MAX_RISE_MM and abs(drawn["rise_mm"]) > 1.0
+    heights = []
+    for seed in range(12):
+        anatomy = build_anatomy(sample_params(seed))
+        varied = vary_patella(anatomy, 3.0)
+        before = anatomy.transforms["patient_from_patella"]
+        after = varied.transforms["patient_from_patella"]
+        np.testing.assert_allclose(after[:3, :3], before[:3, :3])  # translated only
+        up = before[:3, :3] @ np.array([0.0, 0.0, 1.0])
+        # the slide back to the femur runs along the thickness axis, across this one
+        moved_up = float((after[:3, 3] - before[:3, 3]) @ up)
+        assert moved_up == pytest.approx(varied.extras["patella"]["rise_mm"], abs=1e-6)
+        heights.append(moved_up)
+    assert min(heights) < 0 < 6 < max(heights)  # both lower and clearly higher patellae
 
 
 def test_the_superellipsoid_is_a_valid_distance_bound() -> None:

@@ -154,12 +154,32 @@ def test_each_variation_names_its_own_cache() -> None:
         DataSettings(shape_variation=1.0).key(),
         DataSettings(patella_variation=2.0).key(),
         DataSettings(soft_tissue_variation=2.0, patella_variation=2.0).key(),
+        DataSettings(femur_variation=2.0).key(),
+        DataSettings(patella_variation=2.0, femur_variation=2.0).key(),
     }
-    assert len(keys) == 6
-    assert DataSettings(patella_variation=0.0).key() == DataSettings().key()
+    assert len(keys) == 8
+    assert DataSettings(patella_variation=0.0, femur_variation=0.0).key() == DataSettings().key()
 
 
-@pytest.mark.parametrize("option", ["soft-tissue-variation", "patella-variation"])
+def test_a_patella_variation_cache_names_the_patella_version() -> None:
+    # the patellar height joined the patella variation: caches of the first version are stale
+    import hashlib
+    import json
+    from dataclasses import asdict
+
+    from reconstruction.training.data import CACHE_VERSION
+
+    first = {"v": CACHE_VERSION, **asdict(DataSettings(patella_variation=2.0))}
+    del first["isocentre_jitter_mm"], first["near_orthogonal_fraction"]
+    del first["near_orthogonal_band_deg"], first["shape_variation"]
+    del first["soft_tissue_variation"], first["femur_variation"]
+    first_key = hashlib.sha256(json.dumps(first, sort_keys=True).encode()).hexdigest()[:12]
+    assert DataSettings(patella_variation=2.0).key() != first_key
+
+
+@pytest.mark.parametrize(
+    "option", ["soft-tissue-variation", "patella-variation", "femur-variation"]
+)
 def test_variation_options_are_checked_by_the_data_and_training_commands(
     option: str, capsys
 ) -> None:

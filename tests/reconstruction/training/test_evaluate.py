@@ -30,7 +30,9 @@ def test_tables_average_per_condition_and_keep_the_slab_apart() -> None:
     assert "| sep90_dose100000 | 2 | 96.0 / 0.55 | - | - | - | 1100 |" in slab
 
 
-@pytest.mark.parametrize("option", ["--soft-tissue-variation", "--patella-variation"])
+@pytest.mark.parametrize(
+    "option", ["--soft-tissue-variation", "--patella-variation", "--femur-variation"]
+)
 def test_build_test_refuses_an_out_of_range_strength(option: str, tmp_path, capsys) -> None:
     from reconstruction.training.evaluate import main
 

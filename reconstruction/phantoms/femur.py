@@ -1,0 +1,104 @@
+"""Distal femur shape variation (training-time domain randomisation of the notch region).
+
+Behind its metaphysis the generator's femur is convex: the intercondylar notch is one
+ellipsoid, and above it the metaphysis bulges back between the condyles. A real femur is
+concave there: the notch runs higher, and above it lies the flat-to-hollow popliteal surface
+between the supracondylar lines. On the real knee's sections the posterior-most point of an
+axial section lies 4-16 mm behind the section's mid-line posterior surface from 14 to 46 mm
+above the distal end; on the phantoms that difference falls to 0 by about 40 mm (model card,
+2026-12-06). The student, which has only seen the convex femur, filled the real concavity.
+None of it shows on a silhouette, so the network has to learn it from what the radiographs
+show inside the bone, over a family of shapes. `vary_femur` gives each case, seeded:
+- a larger intercondylar notch: the generator's notch ellipsoid scaled up to
+  1 + 0.3 * share across and 1 + 0.5 * share in height, cut out in addition;
+- a popliteal hollow: an ellipsoid centred on the posterior mid-line between 0.45 and
+  0.65 bicondylar widths above the knee centre, cut up to 14 * share mm deep into the bone
+  behind the metaphysis, blended smoothly.
+
+Only material is removed, so every other bone, the patella's cartilage gap and the knee's
+landmarks (condyles, epicondyles, centres) stay as they are; the femur's label, mesh and CT
+follow the new shape.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from reconstruction.phantoms.anatomy import KneeAnatomy, rot_xz
+from reconstruction.phantoms.sdf import Ellipsoid, Shape, Subtract, Transformed, rigid
+from reconstruction.phantoms.variation import seeded_share
+
+FEMUR_STREAM = 16  # rng stream [seed, 16]: independent of the other variations'
+MAX_FEMUR_VARIATION = 3.0
+MAX_NOTCH_WIDENING = 0.3  # at share 1, notch radius across up to (1 + this) times
+MAX_NOTCH_HEIGHTENING = 0.5  # at share 1, notch radius in height up to (1 + this) times
+MAX_HOLLOW_DEPTH_MM = 14.0
+HOLLOW_HEIGHT_B = (0.45, 0.65)  # hollow centre above the knee centre, bicondylar widths
+HOLLOW_RADII_B = (0.15, 0.12, 0.25)  # across, front-back, height; bicondylar widths
+NOTCH_CENTRE_B = (0.0, 0.2, 0.05)  # the generator's notch (anatomy.build_femur)
+NOTCH_RADII_B = (0.13, 0.42, 0.32)
+BLEND_MM = 3.0
+
+
+def vary_femur(anatomy: KneeAnatomy, strength: float) -> KneeAnatomy:
+    """The anatomy with a seeded deeper notch and popliteal hollow; strength 0 returns it
+    unchanged. Each case draws share = min(1, u * strength), u ~ U(0, 1), and each feature
+    uniformly up to what that share allows."""
+    drawn = seeded_share(anatomy, strength, MAX_FEMUR_VARIATION, FEMUR_STREAM, "femur variation")
+    if drawn is None:
+        return anatomy
+    rng, share = drawn
+    b = anatomy.params.bicondylar_width
+    widening = 1.0 + MAX_NOTCH_WIDENING * share * float(rng.uniform())
+    heightening = 1.0 + MAX_NOTCH_HEIGHTENING * share * float(rng.uniform())
+    depth = MAX_HOLLOW_DEPTH_MM * share * float(rng.uniform())
+    height = b * float(rng.uniform(*HOLLOW_HEIGHT_B))
+    femur = anatomy.bones["femur"]
+    notch = _notch(anatomy, widening, heightening)
+    shape: Shape = Subtract(femur.local_shape, notch, BLEND_MM)
+    hollow = _hollow(shape, b, height, depth)
+    if hollow is not None:
+        shape = Subtract(shape, hollow, BLEND_MM)
+    bones = dict(anatomy.bones)
+    bones["femur"] = dataclasses.replace(femur, local_shape=shape)
+    extras = dict(anatomy.extras)
+    extras["femur"] = {
+        "share": share,
+        "notch_widening": widening,
+        "notch_heightening": heightening,
+        "hollow_depth_mm": depth,
+        "hollow_height_mm": height,
+    }
+    return dataclasses.replace(anatomy, bones=bones, extras=extras)
+
+
+def _notch(anatomy: KneeAnatomy, widening: float, heightening: float) -> Shape:
+    b = anatomy.params.bicondylar_width
+    radii = np.array(NOTCH_RADII_B) * b * np.array([widening, 1.0, heightening])
+    centre = np.array(NOTCH_CENTRE_B) * b
+    joint_pose = rigid(rot_xz(anatomy.params.ldfa - 90.0))
+    return Transformed(Ellipsoid(centre, radii), joint_pose)
+
+
+def _hollow(femur: Shape, b: float, height: float, depth: float) -> Shape | None:
+    """An ellipsoid reaching `depth` mm into the femur's posterior mid-line surface at
+    `height` (femur frame), or None for a depth under 0.1 mm."""
+    if depth < 0.1:
+        return None
+    radii = np.array(HOLLOW_RADII_B) * b
+    surface_y = posterior_surface_y(femur, height)
+    return Ellipsoid((0.0, surface_y + radii[1] - depth, height), radii)
+
+
+def posterior_surface_y(femur: Shape, height: float, start_y: float = 150.0) -> float:
+    """Where a ray along -y at x = 0, z = `height` (femur frame) meets the bone, found by
+    sphere tracing from behind (the bone's SDFs are 1-Lipschitz lower bounds)."""
+    point = np.array([[0.0, start_y, height]])
+    for _ in range(400):
+        step = float(femur(point)[0])
+        if step < 1e-3:
+            return float(point[0, 1])
+        point[0, 1] -= step
+    raise RuntimeError(f"no femur surface behind the mid-line at {height:.1f} mm")
