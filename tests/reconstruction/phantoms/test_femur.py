@@ -56,9 +56,9 @@ def test_the_hollow_reaches_its_depth_into_the_posterior_midline(plain) -> None:
     # 32 mm above or below the hollow's centre, beyond its reach and blend, nothing moved
     for outside in (height - 32.0, height + 32.0):
         if outside > 40.0:  # below that the notch itself may have grown
-            assert posterior_surface_y(
-                varied.bones["femur"].local_shape, outside
-            ) == pytest.approx(posterior_surface_y(plain.bones["femur"].local_shape, outside))
+            assert posterior_surface_y(varied.bones["femur"].local_shape, outside) == pytest.approx(
+                posterior_surface_y(plain.bones["femur"].local_shape, outside)
+            )
 
 
 def test_only_the_femur_label_shrinks() -> None:
