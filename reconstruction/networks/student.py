@@ -151,12 +151,19 @@ class XrayStudent(nn.Module):
 
 def _dense(x: torch.Tensor, layer: nn.Linear, dtype: torch.dtype, relu: bool) -> torch.Tensor:
     """x (N, in) -> layer(x), optionally ReLU'd, as one fused oneDNN product where this torch
-    has it (CPU builds with mkldnn), else as a product and an in-place ReLU."""
+    has it (CPU builds with mkldnn) for this dtype on this CPU, else as a product and an
+    in-place ReLU."""
     weight, bias = layer.weight.to(dtype), layer.bias.to(dtype)
-    if _FUSED_LINEAR is not None:
-        return _FUSED_LINEAR(x.contiguous(), weight, bias, "relu" if relu else "none", [], "")
+    if _FUSED_LINEAR is not None and dtype not in _FUSED_UNSUPPORTED:
+        try:
+            return _FUSED_LINEAR(x.contiguous(), weight, bias, "relu" if relu else "none", [], "")
+        except RuntimeError:
+            # oneDNN has no bfloat16 kernel on a CPU without AVX512 (e.g. an AVX2-only EPYC):
+            # it refuses to build the primitive; the plain product emulates bfloat16 instead
+            _FUSED_UNSUPPORTED.add(dtype)
     out = torch.addmm(bias, x, weight.t())
     return out.relu_() if relu else out
 
 
 _FUSED_LINEAR = getattr(torch.ops.mkldnn, "_linear_pointwise", None)
+_FUSED_UNSUPPORTED: set[torch.dtype] = set()  # dtypes oneDNN refused on this CPU

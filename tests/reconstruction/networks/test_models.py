@@ -160,3 +160,27 @@ def test_bfloat16_inference_keeps_the_classes() -> None:
     clear = (top2[0] - top2[1]) > 0.05 * scale
     assert clear.float().mean() > 0.5
     assert torch.equal(rounded.argmax(0)[clear], exact.argmax(0)[clear])
+
+
+def test_a_dtype_that_onednn_refuses_falls_back_to_plain_products(monkeypatch) -> None:
+    """On a CPU without AVX512, oneDNN refuses to build a bfloat16 product; the layer must
+    then run as a plain product (same values) and not ask oneDNN again."""
+    from reconstruction.networks import student
+
+    calls = []
+
+    def refusing(*args):
+        calls.append(args[1].dtype)
+        raise RuntimeError("could not create a primitive descriptor")
+
+    monkeypatch.setattr(student, "_FUSED_LINEAR", refusing)
+    monkeypatch.setattr(student, "_FUSED_UNSUPPORTED", set())
+    torch.manual_seed(3)
+    layer = torch.nn.Linear(6, 4)
+    x = torch.randn(10, 6)
+    with torch.inference_mode():
+        expected = torch.relu(layer(x))
+        for _ in range(2):
+            torch.testing.assert_close(student._dense(x, layer, torch.float32, relu=True), expected)
+    assert calls == [torch.float32]  # refused once, then remembered
+    assert student._FUSED_UNSUPPORTED == {torch.float32}
