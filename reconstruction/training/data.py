@@ -396,6 +396,22 @@ variation_argument = strength_argument(MAX_STRENGTH)
 soft_tissue_argument = strength_argument(MAX_SOFT_TISSUE)
 patella_argument = strength_argument(MAX_PATELLA_VARIATION)
 femur_argument = strength_argument(MAX_FEMUR_VARIATION)
+# the phantom variations (DataSettings fields): their strength check and what they add
+VARIATION_OPTIONS = {
+    "shape_variation": (
+        variation_argument,
+        "shape warps, patella size and limb tilt (phantoms.variation)",
+    ),
+    "soft_tissue_variation": (
+        soft_tissue_argument,
+        "muscle bulges and fat regions in the leg (phantoms.soft_tissue)",
+    ),
+    "patella_variation": (
+        patella_argument,
+        "squarer, thicker-cortex patellae at other heights (phantoms.patella)",
+    ),
+    "femur_variation": (femur_argument, "larger notch and a popliteal hollow (phantoms.femur)"),
+}
 
 
 def add_case_arguments(parser: argparse.ArgumentParser, prefix: str = "") -> None:
@@ -412,30 +428,13 @@ def add_case_arguments(parser: argparse.ArgumentParser, prefix: str = "") -> Non
         default=DataSettings.first_angle_jitter_deg,
         help="first view's angle uniform in +- this",
     )
-    parser.add_argument(
-        f"--{prefix}shape-variation",
-        type=variation_argument,
-        default=DataSettings.shape_variation,
-        help="phantom shape and pose variation strength (phantoms.variation; 0 = none)",
-    )
-    parser.add_argument(
-        f"--{prefix}soft-tissue-variation",
-        type=soft_tissue_argument,
-        default=DataSettings.soft_tissue_variation,
-        help="muscle bulges and fat regions in the leg (phantoms.soft_tissue; 0 = none)",
-    )
-    parser.add_argument(
-        f"--{prefix}patella-variation",
-        type=patella_argument,
-        default=DataSettings.patella_variation,
-        help="squarer, thicker-cortex patellae at other heights (phantoms.patella; 0 = none)",
-    )
-    parser.add_argument(
-        f"--{prefix}femur-variation",
-        type=femur_argument,
-        default=DataSettings.femur_variation,
-        help="larger notch and a popliteal hollow (phantoms.femur; 0 = none)",
-    )
+    for field_name, (check, what) in VARIATION_OPTIONS.items():
+        parser.add_argument(
+            f"--{prefix}{field_name.replace('_', '-')}",
+            type=check,
+            default=getattr(DataSettings, field_name),
+            help=f"{what}; 0 = none",
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

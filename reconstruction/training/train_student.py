@@ -38,17 +38,14 @@ from reconstruction.training.checkpoints import (
 )
 from reconstruction.training.data import (
     DEFAULT_CACHE,
+    VARIATION_OPTIONS,
     DataSettings,
     TrainingCase,
-    femur_argument,
     fraction_argument,
     labelled_subset,
     load_case,
     non_negative_argument,
-    patella_argument,
-    soft_tissue_argument,
     training_seeds,
-    variation_argument,
     with_orthogonal_pairs,
 )
 from reconstruction.training.losses import distillation_loss, label_loss
@@ -334,10 +331,7 @@ OPTIONAL_TYPES = {"isocentre_jitter_mm": float}
 CHECKED_TYPES = {
     "near_orthogonal_fraction": fraction_argument,
     "first_angle_jitter_deg": non_negative_argument,
-    "shape_variation": variation_argument,
-    "soft_tissue_variation": soft_tissue_argument,
-    "patella_variation": patella_argument,
-    "femur_variation": femur_argument,
+    **{name: check for name, (check, _) in VARIATION_OPTIONS.items()},
 }
 
 
