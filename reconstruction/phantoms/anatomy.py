@@ -47,6 +47,9 @@ JOINT_GAP = 5.0  # femoral-tibial bone gap at the knee centre (two cartilage lay
 FIBULA_GAP = 1.5  # proximal/distal tibio-fibular joint space
 PATELLA_GAP = 4.0  # patello-femoral cartilage
 PATELLA_FLEXION_RATIO = 0.6
+# intercondylar notch ellipsoid, joint-line frame, in bicondylar widths (phantoms.femur too)
+NOTCH_CENTRE_B = (0.0, 0.2, 0.05)
+NOTCH_RADII_B = (0.13, 0.42, 0.32)
 
 
 def rot_xz(angle_deg: float) -> Array:
@@ -190,7 +193,7 @@ def build_femur(p: KneeParams) -> FemurGeometry:
     condyles.add(Ellipsoid(epi_lat, (0.07 * b, 0.14 * b, 0.14 * b)), 3.0)
     joint_pose = rigid(joint_rot)
     notch = Transformed(
-        Ellipsoid((0.0, 0.2 * b, 0.05 * b), (0.13 * b, 0.42 * b, 0.32 * b)), joint_pose
+        Ellipsoid(np.multiply(NOTCH_CENTRE_B, b), np.multiply(NOTCH_RADII_B, b)), joint_pose
     )
 
     head_r = p.head_diameter / 2.0

@@ -26,7 +26,7 @@ import dataclasses
 
 import numpy as np
 
-from reconstruction.phantoms.anatomy import KneeAnatomy, rot_xz
+from reconstruction.phantoms.anatomy import NOTCH_CENTRE_B, NOTCH_RADII_B, KneeAnatomy, rot_xz
 from reconstruction.phantoms.sdf import Ellipsoid, Shape, Subtract, Transformed, rigid
 from reconstruction.phantoms.variation import seeded_share
 
@@ -37,8 +37,6 @@ MAX_NOTCH_HEIGHTENING = 0.5  # at share 1, notch radius in height up to (1 + thi
 MAX_HOLLOW_DEPTH_MM = 14.0
 HOLLOW_HEIGHT_B = (0.45, 0.65)  # hollow centre above the knee centre, bicondylar widths
 HOLLOW_RADII_B = (0.15, 0.12, 0.25)  # across, front-back, height; bicondylar widths
-NOTCH_CENTRE_B = (0.0, 0.2, 0.05)  # the generator's notch (anatomy.build_femur)
-NOTCH_RADII_B = (0.13, 0.42, 0.32)
 BLEND_MM = 3.0
 
 

@@ -133,8 +133,8 @@ def _unit_vectors(rng: np.random.Generator, count: int) -> Array:
 def seeded_share(
     anatomy: KneeAnatomy, strength: float, maximum: float, stream: int, what: str
 ) -> tuple[np.random.Generator, float] | None:
-    """Check a variation strength and draw this case's share of it (the soft-tissue and
-    patella variations): None for strength 0, else the case's generator (stream
+    """Check a variation strength and draw this case's share of it (the soft-tissue,
+    patella and femur variations): None for strength 0, else the case's generator (stream
     [seed, stream]) and share = min(1, u * strength), u ~ U(0, 1)."""
     if not 0.0 <= strength <= maximum:
         raise ValueError(f"{what} strength must be between 0 and {maximum}, got {strength}")

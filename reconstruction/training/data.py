@@ -104,8 +104,7 @@ class DataSettings:
             del fields["isocentre_jitter_mm"]
         if fields["near_orthogonal_fraction"] == 0.0:
             del fields["near_orthogonal_fraction"], fields["near_orthogonal_band_deg"]
-        optional = ("shape_variation", "soft_tissue_variation", "patella_variation")
-        for name in (*optional, "femur_variation"):
+        for name in VARIATION_OPTIONS:
             if fields[name] == 0.0:  # keeps the keys of the caches made without it
                 del fields[name]
         if self.patella_variation:  # the patellar height joined the patella variation
@@ -457,10 +456,7 @@ def main(argv: list[str] | None = None) -> int:
         isocentre_jitter_mm=args.isocentre_jitter_mm,
         near_orthogonal_fraction=args.near_orthogonal_fraction,
         first_angle_jitter_deg=args.first_angle_jitter_deg,
-        shape_variation=args.shape_variation,
-        soft_tissue_variation=args.soft_tissue_variation,
-        patella_variation=args.patella_variation,
-        femur_variation=args.femur_variation,
+        **{name: getattr(args, name) for name in VARIATION_OPTIONS},
     )
     held_out = split_seeds(args.master_seed, HELD_OUT_BLOCK[0], args.test)["test"]
     seeds = training_seeds(args.master_seed, args.train) + held_out[: args.test]

@@ -26,12 +26,7 @@ import trimesh
 from reconstruction.drr.simulate import DRRSettings, bone_centre, simulate_pair
 from reconstruction.io import read_xray_pair, write_xray_pair
 from reconstruction.phantoms.generator import generate_case
-from reconstruction.training.data import (
-    femur_argument,
-    patella_argument,
-    soft_tissue_argument,
-    split_seeds,
-)
+from reconstruction.training.data import VARIATION_OPTIONS, split_seeds
 
 ANGLES = (90.0, 75.0, 60.0, 45.0, 30.0)
 DOSES = (1e5, 1e4, 1e3)
@@ -89,7 +84,7 @@ def build_test_case(
             metadata=pair.metadata,
         )
     info = {"seed": seed, "non_watertight_truth": leaky, "side": case.params.side}
-    for extra in ("soft_tissue", "patella"):
+    for extra in ("soft_tissue", "patella", "femur"):
         if extra in case.metadata:
             info[extra] = case.metadata[extra]
     (out / "case.json").write_text(json.dumps(info))
@@ -378,24 +373,14 @@ def main(argv: list[str] | None = None) -> int:
     build.add_argument("--n-train", type=int, default=64, help="training seeds to skip")
     build.add_argument("--master-seed", type=int, default=2026)
     build.add_argument("--out", type=Path, required=True)
-    build.add_argument(
-        "--soft-tissue-variation",
-        type=soft_tissue_argument,
-        default=0.0,
-        help="held-out phantoms with other soft tissue (phantoms.soft_tissue; 0 = plain)",
-    )
-    build.add_argument(
-        "--patella-variation",
-        type=patella_argument,
-        default=0.0,
-        help="held-out phantoms with squarer patellae (phantoms.patella; 0 = plain)",
-    )
-    build.add_argument(
-        "--femur-variation",
-        type=femur_argument,
-        default=0.0,
-        help="held-out phantoms with a larger notch and popliteal hollow (phantoms.femur)",
-    )
+    for name in ("soft_tissue_variation", "patella_variation", "femur_variation"):
+        check, what = VARIATION_OPTIONS[name]
+        build.add_argument(
+            f"--{name.replace('_', '-')}",
+            type=check,
+            default=0.0,
+            help=f"held-out phantoms with {what}; 0 = plain",
+        )
     student = commands.add_parser("student")
     student.add_argument("--checkpoint", required=True)
     student.add_argument("--testset", type=Path, required=True)

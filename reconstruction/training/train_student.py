@@ -209,10 +209,7 @@ def run_data_settings(run: StudentRun) -> DataSettings:
         isocentre_jitter_mm=run.isocentre_jitter_mm,
         near_orthogonal_fraction=run.near_orthogonal_fraction,
         first_angle_jitter_deg=run.first_angle_jitter_deg,
-        shape_variation=run.shape_variation,
-        soft_tissue_variation=run.soft_tissue_variation,
-        patella_variation=run.patella_variation,
-        femur_variation=run.femur_variation,
+        **{name: getattr(run, name) for name in VARIATION_OPTIONS},
     )
 
 

@@ -42,6 +42,7 @@ from reconstruction.training.checkpoints import (
 )
 from reconstruction.training.data import (
     DEFAULT_CACHE,
+    VARIATION_OPTIONS,
     DataSettings,
     TrainingCase,
     add_case_arguments,
@@ -339,10 +340,7 @@ def main(argv: list[str] | None = None) -> int:
         isocentre_jitter_mm=args.pop("student_isocentre_jitter_mm"),
         near_orthogonal_fraction=args.pop("student_near_orthogonal_fraction"),
         first_angle_jitter_deg=args.pop("student_first_angle_jitter_deg"),
-        shape_variation=args.pop("student_shape_variation"),
-        soft_tissue_variation=args.pop("student_soft_tissue_variation"),
-        patella_variation=args.pop("student_patella_variation"),
-        femur_variation=args.pop("student_femur_variation"),
+        **{name: args.pop(f"student_{name}") for name in VARIATION_OPTIONS},
     )
     resume, targets, stride = args.pop("resume"), args.pop("targets"), args.pop("target_stride")
     init = args.pop("init")
