@@ -1,4 +1,4 @@
-"""Distal femur shape variation (training-time domain randomisation of the notch region).
+"""Distal femur shape variation (training-time domain randomisation behind the metaphysis).
 
 Behind its metaphysis the generator's femur is convex: the intercondylar notch is one
 ellipsoid, and above it the metaphysis bulges back between the condyles. A real femur is
@@ -8,12 +8,15 @@ axial section lies 4-16 mm behind the section's mid-line posterior surface from 
 above the distal end; on the phantoms that difference falls to 0 by about 40 mm (model card,
 2026-12-06). The student, which has only seen the convex femur, filled the real concavity.
 None of it shows on a silhouette, so the network has to learn it from what the radiographs
-show inside the bone, over a family of shapes. `vary_femur` gives each case, seeded:
-- a larger intercondylar notch: the generator's notch ellipsoid scaled up to
-  1 + 0.3 * share across and 1 + 0.5 * share in height, cut out in addition;
-- a popliteal hollow: an ellipsoid centred on the posterior mid-line between 0.45 and
-  0.65 bicondylar widths above the knee centre, cut up to 14 * share mm deep into the bone
-  behind the metaphysis, blended smoothly.
+show inside the bone, over a family of shapes. `vary_femur` gives each case, seeded, a
+popliteal hollow: an ellipsoid centred on the posterior mid-line between 0.45 and 0.65
+bicondylar widths above the knee centre, cut up to 14 * share mm deep into the bone behind
+the metaphysis, blended smoothly.
+
+Version 1 also widened and heightened the intercondylar notch. A student trained with it
+shrank the distal condyles of the real knee by about 2 mm (stop 20, model card): the
+radiographs barely show the notch, so the model learnt a smaller condyle everywhere.
+Version 2 (`FEMUR_VERSION`, named in cache keys) keeps the generator's notch.
 
 Only material is removed, so every other bone, the patella's cartilage gap and the knee's
 landmarks (condyles, epicondyles, centres) stay as they are; the femur's label, mesh and CT
@@ -26,14 +29,13 @@ import dataclasses
 
 import numpy as np
 
-from reconstruction.phantoms.anatomy import NOTCH_CENTRE_B, NOTCH_RADII_B, KneeAnatomy, rot_xz
-from reconstruction.phantoms.sdf import Ellipsoid, Shape, Subtract, Transformed, rigid
+from reconstruction.phantoms.anatomy import KneeAnatomy
+from reconstruction.phantoms.sdf import Ellipsoid, Shape, Subtract
 from reconstruction.phantoms.variation import seeded_share
 
 FEMUR_STREAM = 16  # rng stream [seed, 16]: independent of the other variations'
 MAX_FEMUR_VARIATION = 3.0
-MAX_NOTCH_WIDENING = 0.3  # at share 1, notch radius across up to (1 + this) times
-MAX_NOTCH_HEIGHTENING = 0.5  # at share 1, notch radius in height up to (1 + this) times
+FEMUR_VERSION = 2  # 2: the popliteal hollow only (1 also enlarged the notch)
 MAX_HOLLOW_DEPTH_MM = 14.0
 HOLLOW_HEIGHT_B = (0.45, 0.65)  # hollow centre above the knee centre, bicondylar widths
 HOLLOW_RADII_B = (0.15, 0.12, 0.25)  # across, front-back, height; bicondylar widths
@@ -41,21 +43,18 @@ BLEND_MM = 3.0
 
 
 def vary_femur(anatomy: KneeAnatomy, strength: float) -> KneeAnatomy:
-    """The anatomy with a seeded deeper notch and popliteal hollow; strength 0 returns it
-    unchanged. Each case draws share = min(1, u * strength), u ~ U(0, 1), and each feature
-    uniformly up to what that share allows."""
+    """The anatomy with a seeded popliteal hollow; strength 0 returns it unchanged. Each case
+    draws share = min(1, u * strength), u ~ U(0, 1), and the depth uniformly up to what that
+    share allows."""
     drawn = seeded_share(anatomy, strength, MAX_FEMUR_VARIATION, FEMUR_STREAM, "femur variation")
     if drawn is None:
         return anatomy
     rng, share = drawn
     b = anatomy.params.bicondylar_width
-    widening = 1.0 + MAX_NOTCH_WIDENING * share * float(rng.uniform())
-    heightening = 1.0 + MAX_NOTCH_HEIGHTENING * share * float(rng.uniform())
     depth = MAX_HOLLOW_DEPTH_MM * share * float(rng.uniform())
     height = b * float(rng.uniform(*HOLLOW_HEIGHT_B))
     femur = anatomy.bones["femur"]
-    notch = _notch(anatomy, widening, heightening)
-    shape: Shape = Subtract(femur.local_shape, notch, BLEND_MM)
+    shape: Shape = femur.local_shape
     hollow = _hollow(shape, b, height, depth)
     if hollow is not None:
         shape = Subtract(shape, hollow, BLEND_MM)
@@ -64,20 +63,10 @@ def vary_femur(anatomy: KneeAnatomy, strength: float) -> KneeAnatomy:
     extras = dict(anatomy.extras)
     extras["femur"] = {
         "share": share,
-        "notch_widening": widening,
-        "notch_heightening": heightening,
         "hollow_depth_mm": depth,
         "hollow_height_mm": height,
     }
     return dataclasses.replace(anatomy, bones=bones, extras=extras)
-
-
-def _notch(anatomy: KneeAnatomy, widening: float, heightening: float) -> Shape:
-    b = anatomy.params.bicondylar_width
-    radii = np.array(NOTCH_RADII_B) * b * np.array([widening, 1.0, heightening])
-    centre = np.array(NOTCH_CENTRE_B) * b
-    joint_pose = rigid(rot_xz(anatomy.params.ldfa - 90.0))
-    return Transformed(Ellipsoid(centre, radii), joint_pose)
 
 
 def _hollow(femur: Shape, b: float, height: float, depth: float) -> Shape | None:

@@ -42,7 +42,7 @@ from reconstruction.networks.geometry import (
 )
 from reconstruction.phantoms.anatomy import build_anatomy
 from reconstruction.phantoms.dataset import case_seeds
-from reconstruction.phantoms.femur import MAX_FEMUR_VARIATION
+from reconstruction.phantoms.femur import FEMUR_VERSION, MAX_FEMUR_VARIATION
 from reconstruction.phantoms.generator import field_of_view, generate_case
 from reconstruction.phantoms.params import sample_params
 from reconstruction.phantoms.patella import MAX_PATELLA_VARIATION, PATELLA_VERSION
@@ -109,6 +109,8 @@ class DataSettings:
                 del fields[name]
         if self.patella_variation:  # the patellar height joined the patella variation
             fields["patella_version"] = PATELLA_VERSION
+        if self.femur_variation:  # version 2 dropped the notch enlargement
+            fields["femur_version"] = FEMUR_VERSION
         text = json.dumps({"v": CACHE_VERSION, **fields}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 

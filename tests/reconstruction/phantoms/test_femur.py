@@ -1,4 +1,4 @@
-"""Femur variation: a larger notch and a popliteal hollow behind the metaphysis."""
+"""Femur variation: a popliteal hollow behind the metaphysis, the notch kept."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from reconstruction.phantoms.femur import (
     vary_femur,
 )
 
-SEED = 11  # its draw at strength 3: share 1, hollow 11.4 mm deep at 42 mm
+SEED = 11  # its draw at strength 3: share 1, hollow 11.2 mm deep at 38 mm
 SPACING = (2.0, 2.0, 2.0)
 
 
@@ -40,7 +40,7 @@ def test_bone_is_only_removed_and_the_rest_of_the_knee_is_kept(plain) -> None:
     points = np.random.default_rng(0).uniform(lo, hi, (40000, 3))
     before, after = plain.bones["femur"].sdf(points), varied.bones["femur"].sdf(points)
     assert np.all(after >= before - 1e-9)  # never grows
-    assert np.mean((before < 0) & (after > 0)) > 0.002  # but does lose bone
+    assert np.mean((before < 0) & (after > 0)) > 0.001  # but does lose bone
 
 
 def test_the_hollow_reaches_its_depth_into_the_posterior_midline(plain) -> None:
@@ -50,15 +50,29 @@ def test_the_hollow_reaches_its_depth_into_the_posterior_midline(plain) -> None:
     height = drawn["hollow_height_mm"]
     before = posterior_surface_y(plain.bones["femur"].local_shape, height)
     after = posterior_surface_y(varied.bones["femur"].local_shape, height)
-    # the cut is at least as deep as drawn (the larger notch may add to it), and no deeper
-    # than the drawn depth plus the blend's reach
+    # the cut is at least as deep as drawn, and no deeper than the drawn depth plus the
+    # blend's reach
     assert drawn["hollow_depth_mm"] - 0.05 <= before - after <= drawn["hollow_depth_mm"] + 3.0
     # 32 mm above or below the hollow's centre, beyond its reach and blend, nothing moved
     for outside in (height - 32.0, height + 32.0):
-        if outside > 40.0:  # below that the notch itself may have grown
-            assert posterior_surface_y(varied.bones["femur"].local_shape, outside) == pytest.approx(
-                posterior_surface_y(plain.bones["femur"].local_shape, outside)
-            )
+        if outside < 20.0:
+            continue  # the mid-line there runs through the notch: no bone to meet
+        assert posterior_surface_y(varied.bones["femur"].local_shape, outside) == pytest.approx(
+            posterior_surface_y(plain.bones["femur"].local_shape, outside)
+        )
+
+
+def test_the_notch_and_condyles_are_kept(plain) -> None:
+    # version 1 also enlarged the notch, and its student shrank real condyles: below the
+    # hollow's reach and blend (under 0.1 bicondylar widths above the knee centre) the femur is as it was
+    varied = vary_femur(plain, 3.0)
+    b = plain.params.bicondylar_width
+    points = np.random.default_rng(1).uniform(
+        (-0.6 * b, -0.6 * b, -0.5 * b), (0.6 * b, 0.6 * b, 0.1 * b), (20000, 3)
+    )
+    np.testing.assert_array_equal(
+        varied.bones["femur"].local_shape(points), plain.bones["femur"].local_shape(points)
+    )
 
 
 def test_only_the_femur_label_shrinks() -> None:

@@ -177,6 +177,22 @@ def test_a_patella_variation_cache_names_the_patella_version() -> None:
     assert DataSettings(patella_variation=2.0).key() != first_key
 
 
+def test_a_femur_variation_cache_names_the_femur_version() -> None:
+    # version 2 dropped the notch enlargement: caches of version 1 are stale
+    import hashlib
+    import json
+    from dataclasses import asdict
+
+    from reconstruction.training.data import CACHE_VERSION
+
+    first = {"v": CACHE_VERSION, **asdict(DataSettings(femur_variation=2.0))}
+    del first["isocentre_jitter_mm"], first["near_orthogonal_fraction"]
+    del first["near_orthogonal_band_deg"], first["shape_variation"]
+    del first["soft_tissue_variation"], first["patella_variation"]
+    first_key = hashlib.sha256(json.dumps(first, sort_keys=True).encode()).hexdigest()[:12]
+    assert DataSettings(femur_variation=2.0).key() != first_key
+
+
 @pytest.mark.parametrize(
     "option", ["soft-tissue-variation", "patella-variation", "femur-variation"]
 )
