@@ -53,6 +53,9 @@ DENSE_REFERENCE_NODES = 256**3
 # cell diagonal (6.9 mm), so none falls between coarse nodes; on the 6 held-out phantoms
 # (90 deg) dilating changed no bone's Dice or ASSD and cost 3.4 % more evaluations.
 DEFAULT_REFINE = RefineSettings(dilation=0)
+# points per network call: a block's activations (16 384 x 256 floats, 16 MB) stay near the
+# caches; blocks of 65 536 ran about 25 % slower on a 2-core EPYC
+POINT_BLOCK = 16384
 MIN_IMAGE_PX = 32
 ProgressCallback = Callable[[str, float], None]
 
@@ -128,11 +131,14 @@ class ViewClassifier:
         with torch.inference_mode():
             seen = self.seen(tensor)
             visible = tensor[seen]
-            if len(visible):
-                logits = self.model.logits_channels_first(self.encoded, visible, self.dtype)
+            found = np.empty(len(visible), dtype=np.uint8)
+            for start in range(0, len(visible), POINT_BLOCK):
+                block = visible[start : start + POINT_BLOCK]
+                logits = self.model.logits_channels_first(self.encoded, block, self.dtype)
                 # max(0).indices: the same classes as argmax(0) (first on ties), ~20x faster
                 # on the CPU for this (5, N) layout
-                classes[seen.numpy()] = logits.max(0).indices.numpy().astype(np.uint8)
+                found[start : start + len(block)] = logits.max(0).indices.numpy()
+            classes[seen.numpy()] = found
         self.network_evaluations += len(visible)
         return classes
 

@@ -50,10 +50,15 @@ def test_student_shapes_and_point_order_equivariance() -> None:
     torch.testing.assert_close(permuted, logits[:, permutation])
 
 
-@pytest.mark.parametrize("fused", [True, False])
-def test_channels_first_inference_is_the_same_function_as_query(fused: bool, monkeypatch) -> None:
-    """The fast inference path (fused oneDNN products, or plain ones where torch lacks
-    them) must match `query`, including points outside a view (zero features) and the
+@pytest.mark.parametrize(
+    ("fused", "view_size"), [(True, (64, 64)), (False, (64, 64)), (True, (45, 38))]
+)
+def test_channels_first_inference_is_the_same_function_as_query(
+    fused: bool, view_size: tuple[int, int], monkeypatch
+) -> None:
+    """The fast inference path (first layer folded into the maps, fused oneDNN products or
+    plain ones where torch lacks them) must match `query`, including points outside a view
+    (zero padding), odd map sizes (ceil-mode pooling, 45 x 38 -> 23 x 19 -> 12 x 10) and the
     order of the views' embeddings."""
     from reconstruction.networks import student
 
@@ -66,10 +71,15 @@ def test_channels_first_inference_is_the_same_function_as_query(fused: bool, mon
     matrices, depths = _pair_tensors(60.0)
     points = torch.rand(300, 3) * 300 - 150  # some fall outside the 64-px views
     with torch.inference_mode():
-        encoded = model.encode(torch.rand(1, 2, 64, 64), matrices, depths)
+        width, height = view_size
+        encoded = model.encode(torch.rand(1, 2, height, width), matrices, depths)
         _, reference = model.query(encoded, points[None])
         fast = model.logits_channels_first(encoded, points)
+        folded = encoded.folded
+        again = model.logits_channels_first(encoded, points)
     torch.testing.assert_close(fast, reference[0].T, rtol=1e-5, atol=1e-5)
+    assert encoded.folded is folded  # folded once per pair
+    torch.testing.assert_close(again, fast)
 
 
 def test_student_accepts_other_angles_without_change() -> None:
