@@ -24,13 +24,16 @@ import resource
 import statistics
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
+from unittest import mock
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
 from reconstruction.io import read_xray_pair  # noqa: E402
+from reconstruction.networks.student import EncodedViews, XrayStudent  # noqa: E402
 from reconstruction.reconstruct_xray import (  # noqa: E402
     DEFAULT_REFINE,
     load_student,
@@ -46,16 +49,46 @@ def pair_directories(testset: Path, count: int) -> list[Path]:
     return found[:count]
 
 
-def run_pairs(directories: list[Path], dtype_name: str) -> list[dict]:
+PEER = "query-float32"
+
+
+def query_logits(
+    model: XrayStudent,
+    encoded: EncodedViews,
+    points: torch.Tensor,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """The peer: the training-time forward (`query`) of the first pair, logits (5, N)."""
+    first = EncodedViews(
+        [m[:2] for m in encoded.maps],
+        encoded.projections[:1],
+        encoded.reference_depths[:1],
+        encoded.size,
+    )
+    _, logits = model.query(first, points[None])
+    return logits[0].t()
+
+
+def run_pairs(directories: list[Path], path: str) -> list[dict]:
     rows = []
+    peer = path == PEER
+    dtype_name = "float32" if peer else path
     for directory in directories:
+        patch = (
+            mock.patch.object(XrayStudent, "logits_channels_first", query_logits)
+            if peer
+            else nullcontext()
+        )
         start = time.perf_counter()
-        meshes, summary = reconstruct_from_xray(read_xray_pair(directory), dtype_name=dtype_name)
+        with patch:
+            meshes, summary = reconstruct_from_xray(
+                read_xray_pair(directory), dtype_name=dtype_name
+            )
         seconds = time.perf_counter() - start
         watertight = all(m.is_watertight for m in meshes.values()) and len(meshes) == 4
         rows.append(
             {
-                "dtype": dtype_name,
+                "dtype": path,
                 "pair": f"{directory.parent.name}/{directory.name}",
                 "seconds": round(seconds, 2),
                 "cpu_seconds_stages": summary["timings_s"],
@@ -106,6 +139,9 @@ def main(argv: list[str] | None = None) -> int:
         default="float32,bfloat16",
         help="point-product precisions to run, in this order (the product picks one per CPU)",
     )
+    parser.add_argument(
+        "--no-peer", action="store_true", help=f"skip the {PEER} path (training-time forward)"
+    )
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument(
         "--glibc-defaults",
@@ -121,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     load_seconds = time.perf_counter() - start
     directories = pair_directories(args.testset, args.pairs)
     dtypes = [d.strip() for d in args.dtypes.split(",") if d.strip()]
+    if not args.no_peer:
+        dtypes.insert(1, PEER)
     rows = [row for dtype in dtypes for row in run_pairs(directories, dtype)]
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     result = {
@@ -133,11 +171,12 @@ def main(argv: list[str] | None = None) -> int:
         "paths": {d: summarise([r for r in rows if r["dtype"] == d]) for d in dtypes},
         "rows": rows,
     }
-    if len(dtypes) > 1:
-        result["largest_bone_volume_change"] = largest_volume_change(rows, dtypes[0], dtypes[1])
+    result["largest_bone_volume_change"] = {
+        other: largest_volume_change(rows, dtypes[0], other) for other in dtypes[1:]
+    }
     print(f"\n{len(directories)} pairs, {args.threads} threads, peak RSS {peak_mb:.0f} MB")
     print(
-        "| point products | median s | max s | evaluations | % of dense 256^3 | "
+        "| path | median s | max s | evaluations | % of dense 256^3 | "
         "dense 256^3 at this rate, s | all watertight |"
     )
     print("|---|---|---|---|---|---|---|")
@@ -147,9 +186,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{row['median_evaluations']:.0f} | {100 * row['median_fraction_of_dense_256']:.2f} | "
             f"{row['dense_256_estimate_s']:.1f} | {row['all_watertight']} |"
         )
-    if "largest_bone_volume_change" in result:
-        change = 100 * result["largest_bone_volume_change"]
-        print(f"largest bone volume change {dtypes[0]} -> {dtypes[1]}: {change:.3f} %")
+    for other, change in result["largest_bone_volume_change"].items():
+        print(f"largest bone volume change {dtypes[0]} -> {other}: {100 * change:.3f} %")
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))
     return 0

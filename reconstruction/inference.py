@@ -127,10 +127,13 @@ def _straddling_cells(labels: np.ndarray) -> np.ndarray:
 def _inherit(labels: np.ndarray) -> np.ndarray:
     """Finer lattice: old nodes keep their class, new nodes take the class of the old node at
     the lower corner of their cell (exact in uniform cells; overwritten in refined ones)."""
-    fine = np.repeat(np.repeat(np.repeat(labels, 2, 0), 2, 1), 2, 2)
-    return np.ascontiguousarray(
-        fine[: 2 * labels.shape[0] - 1, : 2 * labels.shape[1] - 1][:, :, : 2 * labels.shape[2] - 1]
-    )
+    n = labels.shape
+    fine = np.empty(tuple(2 * size - 1 for size in n), dtype=labels.dtype)
+    for di in (0, 1):  # fine[i, j, k] = labels[i // 2, j // 2, k // 2], one parity at a time
+        for dj in (0, 1):
+            for dk in (0, 1):
+                fine[di::2, dj::2, dk::2] = labels[: n[0] - di, : n[1] - dj, : n[2] - dk]
+    return fine
 
 
 def _new_nodes_in_cells(active: np.ndarray, fine_shape: np.ndarray) -> np.ndarray:

@@ -124,7 +124,7 @@ def generate_case(
     `variation` > 0 adds seeded shape and pose variation (phantoms.variation) and
     `soft_tissue` > 0 seeded muscle bulges and fat regions (phantoms.soft_tissue) and
     `patella` > 0 a seeded squarer, thicker-cortex patella at another height
-    (phantoms.patella) and `femur` > 0 a seeded larger notch and popliteal hollow
+    (phantoms.patella) and `femur` > 0 a seeded popliteal hollow
     (phantoms.femur), all for training."""
     params = _as_params(params_or_seed)
     spacing_t = tuple(float(s) for s in spacing)

@@ -88,7 +88,7 @@ class DataSettings:
     soft_tissue_variation: float = 0.0
     # phantoms.patella strength: squarer patellae with thicker cortex (0: the ellipsoid)
     patella_variation: float = 0.0
-    # phantoms.femur strength: larger notch and a popliteal hollow (0: the convex femur)
+    # phantoms.femur strength: a popliteal hollow (0: the convex femur)
     femur_variation: float = 0.0
 
     @property
@@ -411,7 +411,7 @@ VARIATION_OPTIONS = {
         patella_argument,
         "squarer, thicker-cortex patellae at other heights (phantoms.patella)",
     ),
-    "femur_variation": (femur_argument, "larger notch and a popliteal hollow (phantoms.femur)"),
+    "femur_variation": (femur_argument, "a popliteal hollow behind the metaphysis (phantoms.femur)"),
 }
 
 

@@ -51,7 +51,7 @@ def build_test_case(
     `soft_tissue` > 0 gives the phantom seeded muscle bulges, fat regions and a slimmer leg
     (phantoms.soft_tissue): the same bones on other-looking radiographs. `patella` > 0 gives
     it a squarer patella with a thicker cortex at another height (phantoms.patella), and
-    `femur` > 0 a larger notch and a popliteal hollow (phantoms.femur)."""
+    `femur` > 0 a popliteal hollow (phantoms.femur)."""
     case = generate_case(
         seed,
         fov="knee",
