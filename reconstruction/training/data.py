@@ -411,7 +411,10 @@ VARIATION_OPTIONS = {
         patella_argument,
         "squarer, thicker-cortex patellae at other heights (phantoms.patella)",
     ),
-    "femur_variation": (femur_argument, "a popliteal hollow behind the metaphysis (phantoms.femur)"),
+    "femur_variation": (
+        femur_argument,
+        "a popliteal hollow behind the metaphysis (phantoms.femur)",
+    ),
 }
 
 
