@@ -69,7 +69,7 @@ def query_logits(
     return logits[0].t()
 
 
-def run_pairs(directories: list[Path], path: str) -> list[dict]:
+def run_pairs(directories: list[Path], path: str, checkpoint: str | None = None) -> list[dict]:
     rows = []
     peer = path == PEER
     dtype_name = "float32" if peer else path
@@ -82,7 +82,7 @@ def run_pairs(directories: list[Path], path: str) -> list[dict]:
         start = time.perf_counter()
         with patch:
             meshes, summary = reconstruct_from_xray(
-                read_xray_pair(directory), dtype_name=dtype_name
+                read_xray_pair(directory), checkpoint, dtype_name=dtype_name
             )
         seconds = time.perf_counter() - start
         watertight = all(m.is_watertight for m in meshes.values()) and len(meshes) == 4
@@ -139,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         default="float32,bfloat16",
         help="point-product precisions to run, in this order (the product picks one per CPU)",
     )
+    parser.add_argument("--checkpoint", default=None, help="a student other than the shipped")
     parser.add_argument(
         "--no-peer", action="store_true", help=f"skip the {PEER} path (training-time forward)"
     )
@@ -153,13 +154,13 @@ def main(argv: list[str] | None = None) -> int:
         keep_freed_memory()  # as reconstruct_xray's CLI and the Celery worker do
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
-    load_student()
+    load_student(args.checkpoint)
     load_seconds = time.perf_counter() - start
     directories = pair_directories(args.testset, args.pairs)
     dtypes = [d.strip() for d in args.dtypes.split(",") if d.strip()]
     if not args.no_peer:
         dtypes.insert(1, PEER)
-    rows = [row for dtype in dtypes for row in run_pairs(directories, dtype)]
+    rows = [row for dtype in dtypes for row in run_pairs(directories, dtype, args.checkpoint)]
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     result = {
         "threads": args.threads,
