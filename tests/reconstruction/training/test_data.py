@@ -161,36 +161,30 @@ def test_each_variation_names_its_own_cache() -> None:
     assert DataSettings(patella_variation=0.0, femur_variation=0.0).key() == DataSettings().key()
 
 
-def test_a_patella_variation_cache_names_the_patella_version() -> None:
-    # the patellar height joined the patella variation: caches of the first version are stale
+@pytest.mark.parametrize(
+    "variation",
+    [
+        "patella_variation",  # version 2: the patellar height joined the patella variation
+        "femur_variation",  # version 2: the notch enlargement dropped
+    ],
+)
+def test_a_variation_cache_names_its_version(variation: str) -> None:
+    # caches of the first version, whose keys had no version field, are stale
     import hashlib
     import json
     from dataclasses import asdict
 
     from reconstruction.training.data import CACHE_VERSION
 
-    first = {"v": CACHE_VERSION, **asdict(DataSettings(patella_variation=2.0))}
+    settings = DataSettings(**{variation: 2.0})
+    first = {"v": CACHE_VERSION, **asdict(settings)}
     del first["isocentre_jitter_mm"], first["near_orthogonal_fraction"]
     del first["near_orthogonal_band_deg"], first["shape_variation"]
-    del first["soft_tissue_variation"], first["femur_variation"]
+    for name in ("soft_tissue_variation", "patella_variation", "femur_variation"):
+        if name != variation:
+            del first[name]
     first_key = hashlib.sha256(json.dumps(first, sort_keys=True).encode()).hexdigest()[:12]
-    assert DataSettings(patella_variation=2.0).key() != first_key
-
-
-def test_a_femur_variation_cache_names_the_femur_version() -> None:
-    # version 2 dropped the notch enlargement: caches of version 1 are stale
-    import hashlib
-    import json
-    from dataclasses import asdict
-
-    from reconstruction.training.data import CACHE_VERSION
-
-    first = {"v": CACHE_VERSION, **asdict(DataSettings(femur_variation=2.0))}
-    del first["isocentre_jitter_mm"], first["near_orthogonal_fraction"]
-    del first["near_orthogonal_band_deg"], first["shape_variation"]
-    del first["soft_tissue_variation"], first["patella_variation"]
-    first_key = hashlib.sha256(json.dumps(first, sort_keys=True).encode()).hexdigest()[:12]
-    assert DataSettings(femur_variation=2.0).key() != first_key
+    assert settings.key() != first_key
 
 
 @pytest.mark.parametrize(
