@@ -88,7 +88,7 @@ def run_pairs(directories: list[Path], path: str, checkpoint: str | None = None)
         watertight = all(m.is_watertight for m in meshes.values()) and len(meshes) == 4
         rows.append(
             {
-                "dtype": path,
+                "path": path,
                 "pair": f"{directory.parent.name}/{directory.name}",
                 "seconds": round(seconds, 2),
                 "cpu_seconds_stages": summary["timings_s"],
@@ -117,12 +117,12 @@ def summarise(rows: list[dict]) -> dict:
 
 
 def largest_volume_change(rows: list[dict], reference: str, other: str) -> float:
-    """Largest relative bone-volume difference between two dtypes' meshes of the same pair."""
-    by_key = {(r["dtype"], r["pair"]): r["volumes_mm3"] for r in rows}
+    """Largest relative bone-volume difference between two paths' meshes of the same pair."""
+    by_key = {(r["path"], r["pair"]): r["volumes_mm3"] for r in rows}
     changes = [
         abs(by_key[(other, pair)][bone] / volume - 1.0)
-        for (dtype, pair), volumes in by_key.items()
-        if dtype == reference and (other, pair) in by_key
+        for (path, pair), volumes in by_key.items()
+        if path == reference and (other, pair) in by_key
         for bone, volume in volumes.items()
         if bone in by_key[(other, pair)]
     ]
@@ -157,10 +157,10 @@ def main(argv: list[str] | None = None) -> int:
     load_student(args.checkpoint)
     load_seconds = time.perf_counter() - start
     directories = pair_directories(args.testset, args.pairs)
-    dtypes = [d.strip() for d in args.dtypes.split(",") if d.strip()]
+    paths = [d.strip() for d in args.dtypes.split(",") if d.strip()]
     if not args.no_peer:
-        dtypes.insert(1, PEER)
-    rows = [row for dtype in dtypes for row in run_pairs(directories, dtype, args.checkpoint)]
+        paths.insert(1, PEER)
+    rows = [row for path in paths for row in run_pairs(directories, path, args.checkpoint)]
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     result = {
         "threads": args.threads,
@@ -169,11 +169,11 @@ def main(argv: list[str] | None = None) -> int:
         "model_load_s": round(load_seconds, 2),
         "finest_mm": DEFAULT_REFINE.fine_mm,
         "peak_rss_mb": round(peak_mb, 1),
-        "paths": {d: summarise([r for r in rows if r["dtype"] == d]) for d in dtypes},
+        "paths": {p: summarise([r for r in rows if r["path"] == p]) for p in paths},
         "rows": rows,
     }
     result["largest_bone_volume_change"] = {
-        other: largest_volume_change(rows, dtypes[0], other) for other in dtypes[1:]
+        other: largest_volume_change(rows, paths[0], other) for other in paths[1:]
     }
     print(f"\n{len(directories)} pairs, {args.threads} threads, peak RSS {peak_mb:.0f} MB")
     print(
@@ -181,14 +181,14 @@ def main(argv: list[str] | None = None) -> int:
         "dense 256^3 at this rate, s | all watertight |"
     )
     print("|---|---|---|---|---|---|---|")
-    for dtype, row in result["paths"].items():
+    for path, row in result["paths"].items():
         print(
-            f"| {dtype} | {row['median_seconds']:.2f} | {row['max_seconds']:.2f} | "
+            f"| {path} | {row['median_seconds']:.2f} | {row['max_seconds']:.2f} | "
             f"{row['median_evaluations']:.0f} | {100 * row['median_fraction_of_dense_256']:.2f} | "
             f"{row['dense_256_estimate_s']:.1f} | {row['all_watertight']} |"
         )
     for other, change in result["largest_bone_volume_change"].items():
-        print(f"largest bone volume change {dtypes[0]} -> {other}: {100 * change:.3f} %")
+        print(f"largest bone volume change {paths[0]} -> {other}: {100 * change:.3f} %")
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))
     return 0

@@ -82,6 +82,7 @@ class FoldedFirstLayer:
     table: torch.Tensor  # (rows, E): W_l m_l per padded pixel, [view][level][row][column]
     row_offsets: torch.Tensor  # (V, L) int64: first row of each view's level
     map_sizes: torch.Tensor  # (L, 2) float32: (h, w) of each level's map, unpadded
+    tap_steps: torch.Tensor  # (L, 4) int64: the taps' rows from the corner, +0 +1 +w' +w'+1
     positional_weight: torch.Tensor  # (E, P): the layer's columns for the positional code
     bias: torch.Tensor  # (E,)
 
@@ -167,6 +168,7 @@ class XrayStudent(nn.Module):
         logits = _dense(features, self.decoder.classifier, dtype, relu=False)
         return logits.float().t()
 
+    @torch.no_grad()
     def fold_first_layer(self, encoded: EncodedViews) -> FoldedFirstLayer:
         """The per-view layer's weight blocks applied to the first pair's maps."""
         first = self.view_mlp[0]
@@ -185,12 +187,16 @@ class XrayStudent(nn.Module):
                 rows += tables[-1].shape[0]
                 start += channels
         levels = len(encoded.maps)
+        padded_w = torch.tensor([w + 3 for _, w in sizes[:levels]], dtype=torch.int64)
         return FoldedFirstLayer(
             torch.cat(tables).contiguous(),
             torch.tensor(offsets, dtype=torch.int64).reshape(views, levels),
             torch.tensor(sizes[:levels], dtype=torch.float32),
+            torch.stack(
+                [torch.zeros_like(padded_w), torch.ones_like(padded_w), padded_w, padded_w + 1], 1
+            ),
             first.weight[:, start:].contiguous(),
-            first.bias.detach().clone(),
+            first.bias.detach(),
         )
 
     def forward(
@@ -219,11 +225,9 @@ def _bilinear_taps(
     y = torch.clamp((pixels[..., 1] + 0.5) * (map_h / height) - 0.5, min=-1.0).minimum(map_h)
     x0, y0 = x.floor(), y.floor()  # (N, V, L)
     fx, fy = x - x0, y - y0
-    padded_w = (map_w + 3).long()  # columns of a padded level
+    padded_w = folded.tap_steps[:, 2]  # columns of a padded level
     corner = (y0.long() + 1) * padded_w + (x0.long() + 1) + folded.row_offsets  # (N, V, L)
-    steps = torch.stack([torch.zeros_like(padded_w), torch.ones_like(padded_w), padded_w], 1)
-    steps = torch.cat([steps, (padded_w + 1)[:, None]], 1)  # (L, 4): +0, +1, +row, +row+1
-    index = corner[..., None] + steps
+    index = corner[..., None] + folded.tap_steps
     gx, gy = 1.0 - fx, 1.0 - fy
     weight = torch.stack([gx * gy, fx * gy, gx * fy, fx * fy], dim=-1)
     return index.reshape(count * views, -1), weight.reshape(count * views, -1)

@@ -107,10 +107,9 @@ class DataSettings:
         for name in VARIATION_OPTIONS:
             if fields[name] == 0.0:  # keeps the keys of the caches made without it
                 del fields[name]
-        if self.patella_variation:  # the patellar height joined the patella variation
-            fields["patella_version"] = PATELLA_VERSION
-        if self.femur_variation:  # version 2 dropped the notch enlargement
-            fields["femur_version"] = FEMUR_VERSION
+        for name, (version_field, version) in VARIATION_VERSIONS.items():
+            if fields.get(name):  # a changed variation makes its earlier caches stale
+                fields[version_field] = version
         text = json.dumps({"v": CACHE_VERSION, **fields}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
@@ -397,6 +396,11 @@ variation_argument = strength_argument(MAX_STRENGTH)
 soft_tissue_argument = strength_argument(MAX_SOFT_TISSUE)
 patella_argument = strength_argument(MAX_PATELLA_VARIATION)
 femur_argument = strength_argument(MAX_FEMUR_VARIATION)
+# variations whose definition changed after caches were made: the version named in the key
+VARIATION_VERSIONS = {
+    "patella_variation": ("patella_version", PATELLA_VERSION),  # 2: + the patellar height
+    "femur_variation": ("femur_version", FEMUR_VERSION),  # 2: the notch enlargement dropped
+}
 # the phantom variations (DataSettings fields): their strength check and what they add
 VARIATION_OPTIONS = {
     "shape_variation": (
