@@ -31,7 +31,7 @@ import numpy as np
 
 from reconstruction.phantoms.anatomy import KneeAnatomy
 from reconstruction.phantoms.sdf import Ellipsoid, Shape, Subtract
-from reconstruction.phantoms.variation import seeded_share
+from reconstruction.phantoms.variation import posterior_surface_y, seeded_share
 
 FEMUR_STREAM = 16  # rng stream [seed, 16]: independent of the other variations'
 MAX_FEMUR_VARIATION = 3.0
@@ -77,15 +77,3 @@ def _hollow(femur: Shape, b: float, height: float, depth: float) -> Shape | None
     radii = np.array(HOLLOW_RADII_B) * b
     surface_y = posterior_surface_y(femur, height)
     return Ellipsoid((0.0, surface_y + radii[1] - depth, height), radii)
-
-
-def posterior_surface_y(femur: Shape, height: float, start_y: float = 150.0) -> float:
-    """Where a ray along -y at x = 0, z = `height` (femur frame) meets the bone, found by
-    sphere tracing from behind (the bone's SDFs are 1-Lipschitz lower bounds)."""
-    point = np.array([[0.0, start_y, height]])
-    for _ in range(400):
-        step = float(femur(point)[0])
-        if step < 1e-3:
-            return float(point[0, 1])
-        point[0, 1] -= step
-    raise RuntimeError(f"no femur surface behind the mid-line at {height:.1f} mm")

@@ -18,6 +18,7 @@ from reconstruction.phantoms.params import KneeParams, PhantomParameterError, sa
 from reconstruction.phantoms.patella import vary_patella
 from reconstruction.phantoms.sdf import Array, Box, Grid, Intersect, sample_narrow_band
 from reconstruction.phantoms.soft_tissue import vary_soft_tissue
+from reconstruction.phantoms.tibia import vary_tibia
 from reconstruction.phantoms.variation import vary_anatomy
 from reconstruction.volume import Volume
 
@@ -118,6 +119,7 @@ def generate_case(
     soft_tissue: float = 0.0,
     patella: float = 0.0,
     femur: float = 0.0,
+    tibia: float = 0.0,
 ) -> PhantomCase:
     """One deterministic phantom: same parameters (seed) -> identical arrays.
 
@@ -125,7 +127,8 @@ def generate_case(
     `soft_tissue` > 0 seeded muscle bulges and fat regions (phantoms.soft_tissue) and
     `patella` > 0 a seeded squarer, thicker-cortex patella at another height
     (phantoms.patella) and `femur` > 0 a seeded popliteal hollow
-    (phantoms.femur), all for training."""
+    (phantoms.femur) and `tibia` > 0 a seeded posterior recess below the plateau
+    (phantoms.tibia), all for training."""
     params = _as_params(params_or_seed)
     spacing_t = tuple(float(s) for s in spacing)
     if len(spacing_t) != 3 or min(spacing_t) < 0.2 or max(spacing_t) > 4.0:
@@ -136,6 +139,7 @@ def generate_case(
     findings = findings or Findings()
     anatomy = apply_findings(anatomy, findings)
     anatomy = vary_femur(anatomy, femur)  # before the patella: it only removes bone
+    anatomy = vary_tibia(anatomy, tibia)  # only removes bone
     anatomy = vary_patella(anatomy, patella)  # before the warp: it needs the ellipsoid
     anatomy = vary_anatomy(anatomy, variation)
     anatomy = vary_soft_tissue(anatomy, soft_tissue)  # after the warp: on the final limb
@@ -177,7 +181,7 @@ def generate_case(
         "mesh_spacing_mm": mesh_spacing,
         "meshes_clipped_to_fov": fov == "knee",
     }
-    for extra in ("variation", "soft_tissue", "patella", "femur"):
+    for extra in ("variation", "soft_tissue", "patella", "femur", "tibia"):
         if extra in anatomy.extras:
             metadata[extra] = anatomy.extras[extra]
     return PhantomCase(

@@ -144,6 +144,19 @@ def seeded_share(
     return rng, min(1.0, strength * float(rng.uniform(0.0, 1.0)))
 
 
+def posterior_surface_y(bone: Shape, height: float, start_y: float = 150.0) -> float:
+    """Where a ray along -y at x = 0, z = `height` (a bone's local frame, +y posterior)
+    meets the bone, found by sphere tracing from behind (the bones' SDFs are 1-Lipschitz
+    lower bounds). The femur and tibia variations place their cuts by it."""
+    point = np.array([[0.0, start_y, height]])
+    for _ in range(400):
+        step = float(bone(point)[0])
+        if step < 1e-3:
+            return float(point[0, 1])
+        point[0, 1] -= step
+    raise RuntimeError(f"no bone surface behind the mid-line at {height:.1f} mm")
+
+
 def vary_anatomy(anatomy: KneeAnatomy, strength: float) -> KneeAnatomy:
     """The anatomy with seeded shape and pose variation; strength 0 returns it unchanged.
 

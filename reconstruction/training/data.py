@@ -47,6 +47,7 @@ from reconstruction.phantoms.generator import field_of_view, generate_case
 from reconstruction.phantoms.params import sample_params
 from reconstruction.phantoms.patella import MAX_PATELLA_VARIATION, PATELLA_VERSION
 from reconstruction.phantoms.soft_tissue import MAX_SOFT_TISSUE
+from reconstruction.phantoms.tibia import MAX_TIBIA_VARIATION
 from reconstruction.phantoms.variation import MAX_STRENGTH, vary_anatomy
 from reconstruction.volume import Volume
 
@@ -90,6 +91,8 @@ class DataSettings:
     patella_variation: float = 0.0
     # phantoms.femur strength: a popliteal hollow (0: the convex femur)
     femur_variation: float = 0.0
+    # phantoms.tibia strength: a posterior recess below the plateau (0: the convex tibia)
+    tibia_variation: float = 0.0
 
     @property
     def iso_pixel_mm(self) -> float:
@@ -231,6 +234,7 @@ def build_case(seed: int, settings: DataSettings) -> TrainingCase:
         soft_tissue=settings.soft_tissue_variation,
         patella=settings.patella_variation,
         femur=settings.femur_variation,
+        tibia=settings.tibia_variation,
     )
     ct = case.ct
     rng = np.random.default_rng([seed, 2026])
@@ -396,6 +400,7 @@ variation_argument = strength_argument(MAX_STRENGTH)
 soft_tissue_argument = strength_argument(MAX_SOFT_TISSUE)
 patella_argument = strength_argument(MAX_PATELLA_VARIATION)
 femur_argument = strength_argument(MAX_FEMUR_VARIATION)
+tibia_argument = strength_argument(MAX_TIBIA_VARIATION)
 # variations whose definition changed after caches were made: the version named in the key
 VARIATION_VERSIONS = {
     "patella_variation": ("patella_version", PATELLA_VERSION),  # 2: + the patellar height
@@ -418,6 +423,10 @@ VARIATION_OPTIONS = {
     "femur_variation": (
         femur_argument,
         "a popliteal hollow behind the metaphysis (phantoms.femur)",
+    ),
+    "tibia_variation": (
+        tibia_argument,
+        "a posterior recess below the tibial plateau (phantoms.tibia)",
     ),
 }
 

@@ -32,6 +32,13 @@ ANGLES = (90.0, 75.0, 60.0, 45.0, 30.0)
 DOSES = (1e5, 1e4, 1e3)
 BONES = ("femur", "tibia", "fibula", "patella")
 SLAB_SUFFIX = "_slab"
+# the variations a held-out set can be built with (shape warps are a training option only)
+BUILD_TEST_VARIATIONS = (
+    "soft_tissue_variation",
+    "patella_variation",
+    "femur_variation",
+    "tibia_variation",
+)
 
 
 def condition_name(separation: float, dose: float) -> str:
@@ -45,13 +52,15 @@ def build_test_case(
     soft_tissue: float = 0.0,
     patella: float = 0.0,
     femur: float = 0.0,
+    tibia: float = 0.0,
 ) -> dict:
     """Ground-truth meshes + one X-ray pair directory per (separation, dose) condition.
 
     `soft_tissue` > 0 gives the phantom seeded muscle bulges, fat regions and a slimmer leg
     (phantoms.soft_tissue): the same bones on other-looking radiographs. `patella` > 0 gives
-    it a squarer patella with a thicker cortex at another height (phantoms.patella), and
-    `femur` > 0 a popliteal hollow (phantoms.femur)."""
+    it a squarer patella with a thicker cortex at another height (phantoms.patella),
+    `femur` > 0 a popliteal hollow (phantoms.femur) and `tibia` > 0 a posterior recess
+    below the plateau (phantoms.tibia)."""
     case = generate_case(
         seed,
         fov="knee",
@@ -60,6 +69,7 @@ def build_test_case(
         soft_tissue=soft_tissue,
         patella=patella,
         femur=femur,
+        tibia=tibia,
     )
     out.mkdir(parents=True, exist_ok=True)
     leaky = [n for n, m in case.meshes.items() if not m.is_watertight]
@@ -373,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
     build.add_argument("--n-train", type=int, default=64, help="training seeds to skip")
     build.add_argument("--master-seed", type=int, default=2026)
     build.add_argument("--out", type=Path, required=True)
-    for name in ("soft_tissue_variation", "patella_variation", "femur_variation"):
+    for name in BUILD_TEST_VARIATIONS:
         check, what = VARIATION_OPTIONS[name]
         build.add_argument(
             f"--{name.replace('_', '-')}",
@@ -428,6 +438,7 @@ def main(argv: list[str] | None = None) -> int:
                 soft_tissue=args.soft_tissue_variation,
                 patella=args.patella_variation,
                 femur=args.femur_variation,
+                tibia=args.tibia_variation,
             )
             print(
                 f"{target.name} seed {seed} {time.perf_counter() - start:.1f} s {info}", flush=True

@@ -11,6 +11,7 @@ from reconstruction.networks.geometry import DEFAULT_ISO_PIXEL_MM, REFERENCE_FIE
 from reconstruction.phantoms.dataset import case_seeds
 from reconstruction.training.data import (
     HELD_OUT_BLOCK,
+    VARIATION_OPTIONS,
     DataSettings,
     add_case_arguments,
     draw_separation,
@@ -156,9 +157,12 @@ def test_each_variation_names_its_own_cache() -> None:
         DataSettings(soft_tissue_variation=2.0, patella_variation=2.0).key(),
         DataSettings(femur_variation=2.0).key(),
         DataSettings(patella_variation=2.0, femur_variation=2.0).key(),
+        DataSettings(tibia_variation=2.0).key(),
+        DataSettings(femur_variation=2.0, tibia_variation=2.0).key(),
     }
-    assert len(keys) == 8
-    assert DataSettings(patella_variation=0.0, femur_variation=0.0).key() == DataSettings().key()
+    assert len(keys) == 10
+    unvaried = DataSettings(patella_variation=0.0, femur_variation=0.0, tibia_variation=0.0)
+    assert unvaried.key() == DataSettings().key()
 
 
 @pytest.mark.parametrize(
@@ -179,8 +183,8 @@ def test_a_variation_cache_names_its_version(variation: str) -> None:
     settings = DataSettings(**{variation: 2.0})
     first = {"v": CACHE_VERSION, **asdict(settings)}
     del first["isocentre_jitter_mm"], first["near_orthogonal_fraction"]
-    del first["near_orthogonal_band_deg"], first["shape_variation"]
-    for name in ("soft_tissue_variation", "patella_variation", "femur_variation"):
+    del first["near_orthogonal_band_deg"]
+    for name in VARIATION_OPTIONS:
         if name != variation:
             del first[name]
     first_key = hashlib.sha256(json.dumps(first, sort_keys=True).encode()).hexdigest()[:12]
@@ -188,7 +192,8 @@ def test_a_variation_cache_names_its_version(variation: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "option", ["soft-tissue-variation", "patella-variation", "femur-variation"]
+    "option",
+    ["soft-tissue-variation", "patella-variation", "femur-variation", "tibia-variation"],
 )
 def test_variation_options_are_checked_by_the_data_and_training_commands(
     option: str, capsys
