@@ -12,7 +12,7 @@ the posterior outline, but the AP view does not.
 
 `vary_tibia` gives each case, seeded, a posterior recess: at a height between 0.45 and 0.65
 plateau widths below the knee centre, the posterior mid-line face is moved forward by a
-draw up to share times what would put it 12 mm in front of the plateau's posterior rim
+draw up to share times what would put it 16 mm in front of the plateau's posterior rim
 (the phantom's own face already lies 0-8 mm in front there). The cut is an ellipsoid long
 along the limb, so the back face recedes gradually from under the rim, blended smoothly.
 
@@ -33,10 +33,10 @@ from reconstruction.phantoms.variation import posterior_surface_y, seeded_share
 
 TIBIA_STREAM = 17  # rng stream [seed, 17]: independent of the other variations'
 MAX_TIBIA_VARIATION = 3.0
-MAX_RECESS_MM = 12.0  # at share 1, the face moved up to this far in front of the rim
+MAX_RECESS_MM = 16.0  # at share 1, the face moved up to this far in front of the rim
 RIM_HEIGHT_W = -0.05  # where the plateau's posterior rim is measured, plateau widths
 RECESS_HEIGHT_W = (0.45, 0.65)  # recess centre below the knee centre, plateau widths
-RECESS_RADII_W = (0.30, 0.15, 0.35)  # across, front-back, along the limb; plateau widths
+RECESS_RADII_W = (0.45, 0.15, 0.35)  # across, front-back, along the limb; plateau widths
 BLEND_MM = 3.0
 
 
