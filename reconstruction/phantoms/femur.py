@@ -25,13 +25,11 @@ follow the new shape.
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 
 from reconstruction.phantoms.anatomy import KneeAnatomy
 from reconstruction.phantoms.sdf import Ellipsoid, Shape, Subtract
-from reconstruction.phantoms.variation import posterior_surface_y, seeded_share
+from reconstruction.phantoms.variation import posterior_surface_y, seeded_share, with_bone_shape
 
 FEMUR_STREAM = 16  # rng stream [seed, 16]: independent of the other variations'
 MAX_FEMUR_VARIATION = 3.0
@@ -58,15 +56,8 @@ def vary_femur(anatomy: KneeAnatomy, strength: float) -> KneeAnatomy:
     hollow = _hollow(shape, b, height, depth)
     if hollow is not None:
         shape = Subtract(shape, hollow, BLEND_MM)
-    bones = dict(anatomy.bones)
-    bones["femur"] = dataclasses.replace(femur, local_shape=shape)
-    extras = dict(anatomy.extras)
-    extras["femur"] = {
-        "share": share,
-        "hollow_depth_mm": depth,
-        "hollow_height_mm": height,
-    }
-    return dataclasses.replace(anatomy, bones=bones, extras=extras)
+    drawn = {"share": share, "hollow_depth_mm": depth, "hollow_height_mm": height}
+    return with_bone_shape(anatomy, "femur", shape, drawn)
 
 
 def _hollow(femur: Shape, b: float, height: float, depth: float) -> Shape | None:

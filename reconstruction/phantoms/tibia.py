@@ -23,13 +23,11 @@ label, mesh and CT follow the new shape.
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 
 from reconstruction.phantoms.anatomy import KneeAnatomy
 from reconstruction.phantoms.sdf import Ellipsoid, Shape, Subtract
-from reconstruction.phantoms.variation import posterior_surface_y, seeded_share
+from reconstruction.phantoms.variation import posterior_surface_y, seeded_share, with_bone_shape
 
 TIBIA_STREAM = 17  # rng stream [seed, 17]: independent of the other variations'
 MAX_TIBIA_VARIATION = 3.0
@@ -59,13 +57,10 @@ def vary_tibia(anatomy: KneeAnatomy, strength: float) -> KneeAnatomy:
         radii = np.array(RECESS_RADII_W) * w
         centre = (0.0, face_y - cut + radii[1], height)
         shape = Subtract(shape, Ellipsoid(centre, radii), BLEND_MM)
-    bones = dict(anatomy.bones)
-    bones["tibia"] = dataclasses.replace(tibia, local_shape=shape)
-    extras = dict(anatomy.extras)
-    extras["tibia"] = {
+    drawn = {
         "share": share,
         "recess_height_mm": height,
         "own_recess_mm": own_recess,  # the plain face there, in front of the rim
         "cut_mm": cut,  # how far the face there moves forward
     }
-    return dataclasses.replace(anatomy, bones=bones, extras=extras)
+    return with_bone_shape(anatomy, "tibia", shape, drawn)

@@ -144,6 +144,18 @@ def seeded_share(
     return rng, min(1.0, strength * float(rng.uniform(0.0, 1.0)))
 
 
+def with_bone_shape(
+    anatomy: KneeAnatomy, name: str, local_shape: Shape, drawn: dict[str, float]
+) -> KneeAnatomy:
+    """The anatomy with bone `name` given a new local shape and what its variation drew
+    recorded under the bone's name in `extras` (the femur and tibia variations)."""
+    bones = dict(anatomy.bones)
+    bones[name] = dataclasses.replace(anatomy.bones[name], local_shape=local_shape)
+    extras = dict(anatomy.extras)
+    extras[name] = drawn
+    return dataclasses.replace(anatomy, bones=bones, extras=extras)
+
+
 def posterior_surface_y(bone: Shape, height: float, start_y: float = 150.0) -> float:
     """Where a ray along -y at x = 0, z = `height` (a bone's local frame, +y posterior)
     meets the bone, found by sphere tracing from behind (the bones' SDFs are 1-Lipschitz

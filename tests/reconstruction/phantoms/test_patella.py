@@ -26,13 +26,6 @@ def plain():
     return build_anatomy(sample_params(SEED))
 
 
-def test_zero_strength_is_the_plain_anatomy_and_bad_strengths_are_refused(plain) -> None:
-    assert vary_patella(plain, 0.0) is plain
-    for bad in (-0.5, 3.5, float("nan")):
-        with pytest.raises(ValueError, match="between 0 and 3"):
-            vary_patella(plain, bad)
-
-
 def test_the_patella_is_squarer_and_touches_the_femur_with_the_cartilage_gap(plain) -> None:
     varied = vary_patella(plain, 3.0)
     drawn = varied.extras["patella"]

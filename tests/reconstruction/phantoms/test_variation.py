@@ -6,6 +6,11 @@ import numpy as np
 import pytest
 
 from reconstruction.phantoms import build_anatomy, generate_case, sample_params
+from reconstruction.phantoms.anatomy import BONE_LABELS
+from reconstruction.phantoms.femur import vary_femur
+from reconstruction.phantoms.patella import vary_patella
+from reconstruction.phantoms.soft_tissue import vary_soft_tissue
+from reconstruction.phantoms.tibia import vary_tibia
 from reconstruction.phantoms.variation import (
     GRADIENT_BUDGET,
     TILT_DEG,
@@ -104,3 +109,60 @@ def test_variation_is_seeded_and_changes_the_knee() -> None:
     )
     # all four bones are still there
     assert set(np.unique(first.labels.array)) == {0, 1, 2, 3, 4}
+
+
+@pytest.mark.parametrize(
+    "vary",
+    [vary_soft_tissue, vary_patella, vary_femur, vary_tibia],
+    ids=["soft_tissue", "patella", "femur", "tibia"],
+)
+def test_a_seeded_share_variation_at_zero_is_the_plain_anatomy_and_refuses_bad_strengths(
+    vary, plain
+) -> None:
+    assert vary(plain, 0.0) is plain
+    for bad in (-0.5, 3.5, float("nan")):
+        with pytest.raises(ValueError, match="between 0 and 3"):
+            vary(plain, bad)
+
+
+# the bone-removing variations: (function, bone, seed with a real cut at strength 3, where
+# the bone's end of interest lies: the distal femur, the proximal tibia)
+REMOVING = [(vary_femur, "femur", 11, "distal"), (vary_tibia, "tibia", 10, "proximal")]
+
+
+@pytest.mark.parametrize(("vary", "bone", "seed", "end"), REMOVING, ids=["femur", "tibia"])
+def test_a_removing_variation_only_removes_its_bone_and_keeps_the_rest(
+    vary, bone: str, seed: int, end: str
+) -> None:
+    plain = build_anatomy(sample_params(seed))
+    varied = vary(plain, 3.0)
+    assert varied.extras[bone] == vary(plain, 3.0).extras[bone]  # seeded
+    for name in {"femur", "tibia", "fibula", "patella"} - {bone}:
+        assert varied.bones[name] is plain.bones[name]
+    for name, point in plain.landmarks.items():
+        np.testing.assert_array_equal(varied.landmarks[name], point)
+    lo, hi = plain.bones[bone].patient_bounds()
+    if end == "distal":
+        hi = np.minimum(hi, lo + 150.0)
+    else:
+        lo = np.maximum(lo, hi - 100.0)
+    points = np.random.default_rng(0).uniform(lo, hi, (40000, 3))
+    before, after = plain.bones[bone].sdf(points), varied.bones[bone].sdf(points)
+    assert np.all(after >= before - 1e-9)  # never grows
+    assert np.mean((before < 0) & (after > 0)) > 0.001  # but does lose bone
+
+
+@pytest.mark.parametrize(("vary", "bone", "seed", "end"), REMOVING, ids=["femur", "tibia"])
+def test_a_removing_variation_shrinks_only_its_bone_label(
+    vary, bone: str, seed: int, end: str
+) -> None:
+    quiet = {"spacing": (2.0, 2.0, 2.0), "with_meshes": False, "noise_k": 0.0}
+    plain = generate_case(seed, **quiet)
+    varied = generate_case(seed, **{bone: 3.0}, **quiet)
+    assert bone in varied.metadata and bone not in plain.metadata
+    before, after = np.asarray(plain.labels.array), np.asarray(varied.labels.array)
+    label = BONE_LABELS[bone]
+    for other in set(BONE_LABELS.values()) - {label}:
+        np.testing.assert_array_equal(before == other, after == other)
+    assert not np.any((after == label) & (before != label))  # no new voxel of the bone
+    assert (before == label).sum() - (after == label).sum() > 50  # 50 voxels of 8 mm^3 gone
