@@ -171,16 +171,42 @@ def _neck_junction(
     return junction, u, n
 
 
-def build_femur(p: KneeParams) -> FemurGeometry:
+def distal_condyles(p: KneeParams, exponent: float = 2.0) -> Union:
+    """The two distal-posterior condyles (joint-line frame). `exponent` > 2 makes them
+    superellipsoids with the same extreme points: broader distal and posterior faces
+    (phantoms.femur.vary_condyles)."""
     b = p.bicondylar_width
     radius = 0.27 * b  # sagittal radius of the distal-posterior condyles
     half_width = 0.155 * b
     xc = 0.285 * b
+    radii = (half_width, radius, radius)
+    condyles = Union()
+    condyles.add(Ellipsoid((xc, 0.0, radius), radii, exponent=exponent))
+    condyles.add(Ellipsoid((-xc, 0.0, radius), radii, exponent=exponent), 3.0)
+    return condyles
+
+
+def femur_joint_pose(p: KneeParams) -> Array:
+    """Joint-line frame -> femur frame (4x4)."""
+    return rigid(rot_xz(p.ldfa - 90.0))
+
+
+def femur_notch(p: KneeParams) -> Shape:
+    """The intercondylar notch (femur frame)."""
+    b = p.bicondylar_width
+    return Transformed(
+        Ellipsoid(np.multiply(NOTCH_CENTRE_B, b), np.multiply(NOTCH_RADII_B, b)),
+        femur_joint_pose(p),
+    )
+
+
+def build_femur(p: KneeParams) -> FemurGeometry:
+    b = p.bicondylar_width
+    radius = 0.27 * b  # sagittal radius of the distal-posterior condyles
+    xc = 0.285 * b
     joint_rot = rot_xz(p.ldfa - 90.0)  # joint-line frame -> femur frame
 
-    condyles = Union()
-    condyles.add(Ellipsoid((xc, 0.0, radius), (half_width, radius, radius)))
-    condyles.add(Ellipsoid((-xc, 0.0, radius), (half_width, radius, radius)), 3.0)
+    condyles = distal_condyles(p)
     condyles.add(
         Ellipsoid((0.20 * b, -0.30 * b, radius + 0.20 * b), (0.17 * b, 0.22 * b, 0.30 * b)), 6.0
     )
@@ -191,10 +217,8 @@ def build_femur(p: KneeParams) -> FemurGeometry:
     epi_lat = (-0.50 * b + 0.07 * b, 0.0, radius + 0.08 * b)
     condyles.add(Ellipsoid(epi_med, (0.08 * b, 0.15 * b, 0.15 * b)), 3.0)
     condyles.add(Ellipsoid(epi_lat, (0.07 * b, 0.14 * b, 0.14 * b)), 3.0)
-    joint_pose = rigid(joint_rot)
-    notch = Transformed(
-        Ellipsoid(np.multiply(NOTCH_CENTRE_B, b), np.multiply(NOTCH_RADII_B, b)), joint_pose
-    )
+    joint_pose = femur_joint_pose(p)
+    notch = femur_notch(p)
 
     head_r = p.head_diameter / 2.0
     neck_length = 1.1 * p.head_diameter

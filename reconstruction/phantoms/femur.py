@@ -27,8 +27,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from reconstruction.phantoms.anatomy import KneeAnatomy
-from reconstruction.phantoms.sdf import Ellipsoid, Shape, Subtract
+from reconstruction.phantoms.anatomy import (
+    KneeAnatomy,
+    distal_condyles,
+    femur_joint_pose,
+    femur_notch,
+)
+from reconstruction.phantoms.sdf import Ellipsoid, Shape, Subtract, Transformed, Union
 from reconstruction.phantoms.variation import posterior_surface_y, seeded_share, with_bone_shape
 
 FEMUR_STREAM = 16  # rng stream [seed, 16]: independent of the other variations'
@@ -38,6 +43,10 @@ MAX_HOLLOW_DEPTH_MM = 14.0
 HOLLOW_HEIGHT_B = (0.45, 0.65)  # hollow centre above the knee centre, bicondylar widths
 HOLLOW_RADII_B = (0.15, 0.12, 0.25)  # across, front-back, height; bicondylar widths
 BLEND_MM = 3.0
+CONDYLE_STREAM = 18  # rng stream [seed, 18] of vary_condyles
+MAX_CONDYLE_VARIATION = 3.0
+MAX_EXTRA_CONDYLE_EXPONENT = 2.0  # at share 1, the condyles' exponent up to 2 + this
+NOTCH_BLEND_MM = 2.0  # as the generator cuts the notch
 
 
 def vary_femur(anatomy: KneeAnatomy, strength: float) -> KneeAnatomy:
@@ -68,3 +77,31 @@ def _hollow(femur: Shape, b: float, height: float, depth: float) -> Shape | None
     radii = np.array(HOLLOW_RADII_B) * b
     surface_y = posterior_surface_y(femur, height)
     return Ellipsoid((0.0, surface_y + radii[1] - depth, height), radii)
+
+
+def vary_condyles(anatomy: KneeAnatomy, strength: float) -> KneeAnatomy:
+    """The anatomy with seeded squarer distal condyles; strength 0 returns it unchanged.
+
+    The generator's two distal-posterior condyles are ellipsoids, so a section a few mm above
+    the joint is small: on the training phantoms 54-63 mm wide and 28-31 mm deep 5 mm above
+    the distal end, against 68 and 44 mm on the real knee (model card, 2026-12-06), whose
+    distal and posterior condylar faces are broad and flat. Each case draws share =
+    min(1, u * strength), u ~ U(0, 1), and the exponent p uniformly in [2, 2 + 2 * share]:
+    the condyles become superellipsoids |x/a|^p + |y/b|^p + |z/c|^p = 1 with the same extreme
+    points (distal and posterior condyle landmarks stay on the surface). The squarer
+    condyles, less the generator's notch, are united with the femur, so bone is only added;
+    the notch, trochlea, metaphysis and every other bone are kept."""
+    drawn = seeded_share(
+        anatomy, strength, MAX_CONDYLE_VARIATION, CONDYLE_STREAM, "condyle variation"
+    )
+    if drawn is None:
+        return anatomy
+    rng, share = drawn
+    exponent = 2.0 + MAX_EXTRA_CONDYLE_EXPONENT * share * float(rng.uniform())
+    params = anatomy.params
+    squarer = Transformed(distal_condyles(params, exponent), femur_joint_pose(params))
+    notched = Subtract(squarer, femur_notch(params), NOTCH_BLEND_MM)
+    shape = Union().add(anatomy.bones["femur"].local_shape).add(notched)
+    return with_bone_shape(
+        anatomy, "femur", shape, {"share": share, "exponent": exponent}, extras_key="condyles"
+    )

@@ -12,7 +12,7 @@ from skimage.measure import marching_cubes
 
 from reconstruction.phantoms.anatomy import BONE_LABELS, Bone, KneeAnatomy, build_anatomy
 from reconstruction.phantoms.ct import Materials, add_noise, simulate_fields, to_int16
-from reconstruction.phantoms.femur import vary_femur
+from reconstruction.phantoms.femur import vary_condyles, vary_femur
 from reconstruction.phantoms.findings import Findings, apply_findings
 from reconstruction.phantoms.params import KneeParams, PhantomParameterError, sample_params
 from reconstruction.phantoms.patella import vary_patella
@@ -120,6 +120,7 @@ def generate_case(
     patella: float = 0.0,
     femur: float = 0.0,
     tibia: float = 0.0,
+    condyles: float = 0.0,
 ) -> PhantomCase:
     """One deterministic phantom: same parameters (seed) -> identical arrays.
 
@@ -128,7 +129,8 @@ def generate_case(
     `patella` > 0 a seeded squarer, thicker-cortex patella at another height
     (phantoms.patella) and `femur` > 0 a seeded popliteal hollow
     (phantoms.femur) and `tibia` > 0 a seeded posterior recess below the plateau
-    (phantoms.tibia), all for training."""
+    (phantoms.tibia) and `condyles` > 0 seeded squarer distal condyles
+    (phantoms.femur.vary_condyles), all for training."""
     params = _as_params(params_or_seed)
     spacing_t = tuple(float(s) for s in spacing)
     if len(spacing_t) != 3 or min(spacing_t) < 0.2 or max(spacing_t) > 4.0:
@@ -140,6 +142,7 @@ def generate_case(
     anatomy = apply_findings(anatomy, findings)
     anatomy = vary_femur(anatomy, femur)  # before the patella: it only removes bone
     anatomy = vary_tibia(anatomy, tibia)  # only removes bone
+    anatomy = vary_condyles(anatomy, condyles)  # before the patella: it slides to the femur
     anatomy = vary_patella(anatomy, patella)  # before the warp: it needs the ellipsoid
     anatomy = vary_anatomy(anatomy, variation)
     anatomy = vary_soft_tissue(anatomy, soft_tissue)  # after the warp: on the final limb
@@ -181,7 +184,7 @@ def generate_case(
         "mesh_spacing_mm": mesh_spacing,
         "meshes_clipped_to_fov": fov == "knee",
     }
-    for extra in ("variation", "soft_tissue", "patella", "femur", "tibia"):
+    for extra in ("variation", "soft_tissue", "patella", "femur", "tibia", "condyles"):
         if extra in anatomy.extras:
             metadata[extra] = anatomy.extras[extra]
     return PhantomCase(

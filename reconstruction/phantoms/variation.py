@@ -145,14 +145,19 @@ def seeded_share(
 
 
 def with_bone_shape(
-    anatomy: KneeAnatomy, name: str, local_shape: Shape, drawn: dict[str, float]
+    anatomy: KneeAnatomy,
+    name: str,
+    local_shape: Shape,
+    drawn: dict[str, float],
+    extras_key: str | None = None,
 ) -> KneeAnatomy:
     """The anatomy with bone `name` given a new local shape and what its variation drew
-    recorded under the bone's name in `extras` (the femur and tibia variations)."""
+    recorded in `extras` under `extras_key` (default: the bone's name); the femur, condyle
+    and tibia variations."""
     bones = dict(anatomy.bones)
     bones[name] = dataclasses.replace(anatomy.bones[name], local_shape=local_shape)
     extras = dict(anatomy.extras)
-    extras[name] = drawn
+    extras[extras_key or name] = drawn
     return dataclasses.replace(anatomy, bones=bones, extras=extras)
 
 

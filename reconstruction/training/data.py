@@ -42,7 +42,11 @@ from reconstruction.networks.geometry import (
 )
 from reconstruction.phantoms.anatomy import build_anatomy
 from reconstruction.phantoms.dataset import case_seeds
-from reconstruction.phantoms.femur import FEMUR_VERSION, MAX_FEMUR_VARIATION
+from reconstruction.phantoms.femur import (
+    FEMUR_VERSION,
+    MAX_CONDYLE_VARIATION,
+    MAX_FEMUR_VARIATION,
+)
 from reconstruction.phantoms.generator import field_of_view, generate_case
 from reconstruction.phantoms.params import sample_params
 from reconstruction.phantoms.patella import MAX_PATELLA_VARIATION, PATELLA_VERSION
@@ -93,6 +97,8 @@ class DataSettings:
     femur_variation: float = 0.0
     # phantoms.tibia strength: a posterior recess below the plateau (0: the convex tibia)
     tibia_variation: float = 0.0
+    # phantoms.femur.vary_condyles strength: squarer distal condyles (0: ellipsoids)
+    condyle_variation: float = 0.0
 
     @property
     def iso_pixel_mm(self) -> float:
@@ -235,6 +241,7 @@ def build_case(seed: int, settings: DataSettings) -> TrainingCase:
         patella=settings.patella_variation,
         femur=settings.femur_variation,
         tibia=settings.tibia_variation,
+        condyles=settings.condyle_variation,
     )
     ct = case.ct
     rng = np.random.default_rng([seed, 2026])
@@ -401,6 +408,7 @@ soft_tissue_argument = strength_argument(MAX_SOFT_TISSUE)
 patella_argument = strength_argument(MAX_PATELLA_VARIATION)
 femur_argument = strength_argument(MAX_FEMUR_VARIATION)
 tibia_argument = strength_argument(MAX_TIBIA_VARIATION)
+condyle_argument = strength_argument(MAX_CONDYLE_VARIATION)
 # variations whose definition changed after caches were made: the version named in the key
 VARIATION_VERSIONS = {
     "patella_variation": ("patella_version", PATELLA_VERSION),  # 2: + the patellar height
@@ -427,6 +435,10 @@ VARIATION_OPTIONS = {
     "tibia_variation": (
         tibia_argument,
         "a posterior recess below the tibial plateau (phantoms.tibia)",
+    ),
+    "condyle_variation": (
+        condyle_argument,
+        "squarer distal femoral condyles (phantoms.femur.vary_condyles)",
     ),
 }
 

@@ -38,6 +38,7 @@ BUILD_TEST_VARIATIONS = (
     "patella_variation",
     "femur_variation",
     "tibia_variation",
+    "condyle_variation",
 )
 
 
@@ -53,14 +54,15 @@ def build_test_case(
     patella: float = 0.0,
     femur: float = 0.0,
     tibia: float = 0.0,
+    condyles: float = 0.0,
 ) -> dict:
     """Ground-truth meshes + one X-ray pair directory per (separation, dose) condition.
 
     `soft_tissue` > 0 gives the phantom seeded muscle bulges, fat regions and a slimmer leg
     (phantoms.soft_tissue): the same bones on other-looking radiographs. `patella` > 0 gives
     it a squarer patella with a thicker cortex at another height (phantoms.patella),
-    `femur` > 0 a popliteal hollow (phantoms.femur) and `tibia` > 0 a posterior recess
-    below the plateau (phantoms.tibia)."""
+    `femur` > 0 a popliteal hollow (phantoms.femur), `tibia` > 0 a posterior recess
+    below the plateau (phantoms.tibia) and `condyles` > 0 squarer distal condyles."""
     case = generate_case(
         seed,
         fov="knee",
@@ -70,6 +72,7 @@ def build_test_case(
         patella=patella,
         femur=femur,
         tibia=tibia,
+        condyles=condyles,
     )
     out.mkdir(parents=True, exist_ok=True)
     leaky = [n for n, m in case.meshes.items() if not m.is_watertight]
@@ -439,6 +442,7 @@ def main(argv: list[str] | None = None) -> int:
                 patella=args.patella_variation,
                 femur=args.femur_variation,
                 tibia=args.tibia_variation,
+                condyles=args.condyle_variation,
             )
             print(
                 f"{target.name} seed {seed} {time.perf_counter() - start:.1f} s {info}", flush=True

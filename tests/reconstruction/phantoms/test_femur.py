@@ -5,10 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from reconstruction.phantoms import build_anatomy, sample_params
+from reconstruction.phantoms import build_anatomy, generate_case, sample_params
+from reconstruction.phantoms.anatomy import femur_notch
 from reconstruction.phantoms.femur import (
+    MAX_EXTRA_CONDYLE_EXPONENT,
     MAX_HOLLOW_DEPTH_MM,
     posterior_surface_y,
+    vary_condyles,
     vary_femur,
 )
 
@@ -50,3 +53,68 @@ def test_the_notch_and_condyles_are_kept(plain) -> None:
     np.testing.assert_array_equal(
         varied.bones["femur"].local_shape(points), plain.bones["femur"].local_shape(points)
     )
+
+
+CONDYLE_SEED = 4  # its draw at strength 3: share 1, exponent 3.35
+
+
+@pytest.fixture(scope="module")
+def squarer():
+    plain = build_anatomy(sample_params(CONDYLE_SEED))
+    return plain, vary_condyles(plain, 3.0)
+
+
+def test_squarer_condyles_only_add_bone_low_on_the_femur(squarer) -> None:
+    plain, varied = squarer
+    drawn = varied.extras["condyles"]
+    assert drawn == vary_condyles(plain, 3.0).extras["condyles"]  # seeded
+    assert 2.5 < drawn["exponent"] <= 2.0 + MAX_EXTRA_CONDYLE_EXPONENT * drawn["share"]
+    for name in ("tibia", "fibula", "patella"):
+        assert varied.bones[name] is plain.bones[name]
+    b = plain.params.bicondylar_width
+    local = np.random.default_rng(2).uniform(
+        (-0.7 * b, -0.7 * b, -5.0), (0.7 * b, 0.7 * b, 0.8 * b), (60000, 3)
+    )
+    before = plain.bones["femur"].local_shape(local)
+    after = varied.bones["femur"].local_shape(local)
+    assert np.all(after <= before + 1e-9)  # never shrinks
+    low = local[:, 2] < 8.0  # the bottom 8 mm of the condyles
+    assert np.sum(after[low] < 0) > 1.15 * np.sum(before[low] < 0)  # 15 % more bone there
+
+
+def test_squarer_condyles_keep_their_landmarks_notch_and_joint_gaps(squarer) -> None:
+    plain, varied = squarer
+    for name in (
+        "medial_distal_condyle",
+        "lateral_distal_condyle",
+        "medial_posterior_condyle",
+        "lateral_posterior_condyle",
+    ):
+        point = plain.landmarks[name][None, :]
+        assert abs(plain.bones["femur"].sdf(point)[0]) < 0.05  # on the plain surface
+        assert abs(varied.bones["femur"].sdf(point)[0]) < 0.05  # and on the squarer one
+    # the notch: where the generator cut it, no bone grows back
+    notch = femur_notch(plain.params)
+    b = plain.params.bicondylar_width
+    local = np.random.default_rng(3).uniform(-0.6 * b, 0.6 * b, (60000, 3))
+    deep_in_notch = local[notch(local) < -2.0]
+    assert len(deep_in_notch) > 100
+    assert np.all(varied.bones["femur"].local_shape(deep_in_notch) > 0)
+    # the other bones keep a gap: the femur comes no nearer than 1.5 mm to their surfaces
+    for name in ("tibia", "patella"):
+        lo, hi = plain.bones[name].patient_bounds()
+        points = np.random.default_rng(4).uniform(lo, hi, (300000, 3))
+        surface = points[np.abs(plain.bones[name].sdf(points)) < 0.3]
+        assert varied.bones["femur"].sdf(surface).min() > 1.5
+
+
+def test_squarer_condyles_grow_only_the_femur_label() -> None:
+    quiet = {"spacing": (2.0, 2.0, 2.0), "with_meshes": False, "noise_k": 0.0}
+    plain = generate_case(CONDYLE_SEED, **quiet)
+    varied = generate_case(CONDYLE_SEED, condyles=3.0, **quiet)
+    assert "condyles" in varied.metadata and "condyles" not in plain.metadata
+    before, after = np.asarray(plain.labels.array), np.asarray(varied.labels.array)
+    for label in (2, 3, 4):
+        np.testing.assert_array_equal(before == label, after == label)
+    assert np.all(after[before == 1] == 1)  # no femur voxel lost
+    assert (after == 1).sum() - (before == 1).sum() > 50  # 50 voxels of 8 mm^3 added

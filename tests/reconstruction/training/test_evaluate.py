@@ -32,7 +32,13 @@ def test_tables_average_per_condition_and_keep_the_slab_apart() -> None:
 
 @pytest.mark.parametrize(
     "option",
-    ["--soft-tissue-variation", "--patella-variation", "--femur-variation", "--tibia-variation"],
+    [
+        "--soft-tissue-variation",
+        "--patella-variation",
+        "--femur-variation",
+        "--tibia-variation",
+        "--condyle-variation",
+    ],
 )
 def test_build_test_refuses_an_out_of_range_strength(option: str, tmp_path, capsys) -> None:
     from reconstruction.training.evaluate import main
