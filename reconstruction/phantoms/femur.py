@@ -1,4 +1,5 @@
-"""Distal femur shape variation (training-time domain randomisation behind the metaphysis).
+"""Distal femur shape variations (training-time domain randomisation): a popliteal hollow
+behind the metaphysis (`vary_femur`) and squarer distal condyles (`vary_condyles`).
 
 Behind its metaphysis the generator's femur is convex: the intercondylar notch is one
 ellipsoid, and above it the metaphysis bulges back between the condyles. A real femur is
@@ -18,9 +19,10 @@ shrank the distal condyles of the real knee by about 2 mm (stop 20, model card):
 radiographs barely show the notch, so the model learnt a smaller condyle everywhere.
 Version 2 (`FEMUR_VERSION`, named in cache keys) keeps the generator's notch.
 
-Only material is removed, so every other bone, the patella's cartilage gap and the knee's
-landmarks (condyles, epicondyles, centres) stay as they are; the femur's label, mesh and CT
-follow the new shape.
+The hollow only removes material, so every other bone, the patella's cartilage gap and the
+knee's landmarks (condyles, epicondyles, centres) stay as they are; the femur's label, mesh
+and CT follow the new shape. The squarer condyles only add bone, with the same poles (see
+`vary_condyles`).
 """
 
 from __future__ import annotations
