@@ -95,6 +95,10 @@ def _drop_stray_faces(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
     return trimesh.util.concatenate(kept) if kept else mesh
 
 
+# what each training-time variation drew, copied from the anatomy into the case metadata
+VARIATION_EXTRAS = ("variation", "soft_tissue", "patella", "femur", "tibia", "condyles")
+
+
 def _as_params(params_or_seed: KneeParams | int) -> KneeParams:
     if isinstance(params_or_seed, KneeParams):
         params_or_seed.validate()
@@ -184,7 +188,7 @@ def generate_case(
         "mesh_spacing_mm": mesh_spacing,
         "meshes_clipped_to_fov": fov == "knee",
     }
-    for extra in ("variation", "soft_tissue", "patella", "femur", "tibia", "condyles"):
+    for extra in VARIATION_EXTRAS:
         if extra in anatomy.extras:
             metadata[extra] = anatomy.extras[extra]
     return PhantomCase(

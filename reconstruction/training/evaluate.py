@@ -25,7 +25,7 @@ import trimesh
 
 from reconstruction.drr.simulate import DRRSettings, bone_centre, simulate_pair
 from reconstruction.io import read_xray_pair, write_xray_pair
-from reconstruction.phantoms.generator import generate_case
+from reconstruction.phantoms.generator import VARIATION_EXTRAS, generate_case
 from reconstruction.training.data import VARIATION_OPTIONS, split_seeds
 
 ANGLES = (90.0, 75.0, 60.0, 45.0, 30.0)
@@ -97,7 +97,7 @@ def build_test_case(
             metadata=pair.metadata,
         )
     info = {"seed": seed, "non_watertight_truth": leaky, "side": case.params.side}
-    for extra in ("soft_tissue", "patella", "femur"):
+    for extra in VARIATION_EXTRAS:
         if extra in case.metadata:
             info[extra] = case.metadata[extra]
     (out / "case.json").write_text(json.dumps(info))
