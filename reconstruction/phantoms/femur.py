@@ -1,5 +1,6 @@
 """Distal femur shape variations (training-time domain randomisation): a popliteal hollow
-behind the metaphysis (`vary_femur`) and squarer distal condyles (`vary_condyles`).
+behind the metaphysis (`vary_femur`), squarer distal condyles (`vary_condyles`) and a lower
+trochlea with condyles that reach further forward (`vary_trochlea`).
 
 Behind its metaphysis the generator's femur is convex: the intercondylar notch is one
 ellipsoid, and above it the metaphysis bulges back between the condyles. A real femur is
@@ -21,8 +22,8 @@ Version 2 (`FEMUR_VERSION`, named in cache keys) keeps the generator's notch.
 
 The hollow only removes material, so every other bone, the patella's cartilage gap and the
 knee's landmarks (condyles, epicondyles, centres) stay as they are; the femur's label, mesh
-and CT follow the new shape. The squarer condyles only add bone, with the same poles (see
-`vary_condyles`).
+and CT follow the new shape. The squarer condyles and the lower trochlea only add bone, with
+the same poles (see `vary_condyles` and `vary_trochlea`).
 """
 
 from __future__ import annotations
@@ -48,6 +49,13 @@ BLEND_MM = 3.0
 CONDYLE_STREAM = 18  # rng stream [seed, 18] of vary_condyles
 MAX_CONDYLE_VARIATION = 3.0
 MAX_EXTRA_CONDYLE_EXPONENT = 2.0  # at share 1, the condyles' exponent up to 2 + this
+TROCHLEA_STREAM = 19  # rng stream [seed, 19] of vary_trochlea
+MAX_TROCHLEA_VARIATION = 3.0
+MAX_ANTERIOR_REACH_B = 0.08  # at share 1, each condyle up to 2 x this longer forward
+FLOOR_LOWEST_B = (0.17, 0.07)  # the bridge's lowest point: plain trochlea -> at share 1
+FLOOR_CENTRE_Y_B = -0.22  # the bridge: centre front-back, joint-line frame
+FLOOR_RADII_B = (0.28, 0.18, 0.14)  # across, front-back, height; bicondylar widths
+TROCHLEA_BLEND_MM = 4.0
 NOTCH_BLEND_MM = 2.0  # as the generator cuts the notch
 
 
@@ -55,10 +63,10 @@ def vary_femur(anatomy: KneeAnatomy, strength: float) -> KneeAnatomy:
     """The anatomy with a seeded popliteal hollow; strength 0 returns it unchanged. Each case
     draws share = min(1, u * strength), u ~ U(0, 1), and the depth uniformly up to what that
     share allows."""
-    drawn = seeded_share(anatomy, strength, MAX_FEMUR_VARIATION, FEMUR_STREAM, "femur variation")
-    if drawn is None:
+    seeded = seeded_share(anatomy, strength, MAX_FEMUR_VARIATION, FEMUR_STREAM, "femur variation")
+    if seeded is None:
         return anatomy
-    rng, share = drawn
+    rng, share = seeded
     b = anatomy.params.bicondylar_width
     depth = MAX_HOLLOW_DEPTH_MM * share * float(rng.uniform())
     height = b * float(rng.uniform(*HOLLOW_HEIGHT_B))
@@ -67,8 +75,8 @@ def vary_femur(anatomy: KneeAnatomy, strength: float) -> KneeAnatomy:
     hollow = _hollow(shape, b, height, depth)
     if hollow is not None:
         shape = Subtract(shape, hollow, BLEND_MM)
-    drawn = {"share": share, "hollow_depth_mm": depth, "hollow_height_mm": height}
-    return with_bone_shape(anatomy, "femur", shape, drawn)
+    draws = {"share": share, "hollow_depth_mm": depth, "hollow_height_mm": height}
+    return with_bone_shape(anatomy, "femur", shape, draws)
 
 
 def _hollow(femur: Shape, b: float, height: float, depth: float) -> Shape | None:
@@ -93,12 +101,12 @@ def vary_condyles(anatomy: KneeAnatomy, strength: float) -> KneeAnatomy:
     points (distal and posterior condyle landmarks stay on the surface). The squarer
     condyles, less the generator's notch, are united with the femur, so bone is only added;
     the notch, trochlea, metaphysis and every other bone are kept."""
-    drawn = seeded_share(
+    seeded = seeded_share(
         anatomy, strength, MAX_CONDYLE_VARIATION, CONDYLE_STREAM, "condyle variation"
     )
-    if drawn is None:
+    if seeded is None:
         return anatomy
-    rng, share = drawn
+    rng, share = seeded
     exponent = 2.0 + MAX_EXTRA_CONDYLE_EXPONENT * share * float(rng.uniform())
     params = anatomy.params
     squarer = Transformed(distal_condyles(params, exponent), femur_joint_pose(params))
@@ -107,3 +115,49 @@ def vary_condyles(anatomy: KneeAnatomy, strength: float) -> KneeAnatomy:
     return with_bone_shape(
         anatomy, "femur", shape, {"share": share, "exponent": exponent}, extras_key="condyles"
     )
+
+
+def vary_trochlea(anatomy: KneeAnatomy, strength: float) -> KneeAnatomy:
+    """The anatomy with a seeded lower trochlea; strength 0 returns it unchanged.
+
+    The generator's condyles are separate ellipsoids of one sagittal radius up to the
+    trochlear facets, 0.17 bicondylar widths above the distal end: on the plain phantoms an
+    axial section 15 mm up is two separate condyles, and at 8 mm each is about 35 mm deep.
+    On the real knee the condyles are already joined in front by the trochlear floor 15 mm
+    up (the notch only behind), and at 8 mm they are about 42 mm deep: the distal condylar
+    face is longer and flatter, running forward into the trochlea (model card, 2026-12-06).
+    The student trained on the generator kept a deep anterior groove there and lost 2-4 mm
+    of the real condyles' front. Each case draws share = min(1, u * strength), u ~ U(0, 1),
+    and independently up to what it allows:
+    - each condyle longer forward: an ellipsoid with the same distal and posterior poles and
+      half-width whose sagittal front-back radius grows by `reach` (up to 0.06 b), centred
+      `reach` further forward, so its front moves 2 x reach;
+    - a trochlear floor joining the condyles in front of the notch, its lowest point from the
+      plain trochlea's height (0.17 b) down to 0.07 b above the distal end.
+    Both only add bone in front of the notch and below the facets; the distal and posterior
+    condyle landmarks stay on the surface and the other bones are untouched."""
+    seeded = seeded_share(
+        anatomy, strength, MAX_TROCHLEA_VARIATION, TROCHLEA_STREAM, "trochlea variation"
+    )
+    if seeded is None:
+        return anatomy
+    rng, share = seeded
+    params = anatomy.params
+    b = params.bicondylar_width
+    reach = MAX_ANTERIOR_REACH_B * b * share * float(rng.uniform())
+    top, bottom = FLOOR_LOWEST_B
+    lowest = b * (top - (top - bottom) * share * float(rng.uniform()))
+    added = Union()
+    for condyle, _ in distal_condyles(params).parts:
+        centre, radii = np.asarray(condyle.centre), np.asarray(condyle.radii)
+        added.add(
+            Ellipsoid(centre + (0.0, -reach, 0.0), radii + (0.0, reach, 0.0)), TROCHLEA_BLEND_MM
+        )
+    floor_radii = np.multiply(FLOOR_RADII_B, b)
+    floor_centre = (0.0, FLOOR_CENTRE_Y_B * b, lowest + floor_radii[2])
+    added.add(Ellipsoid(floor_centre, floor_radii), TROCHLEA_BLEND_MM)
+    # a hard union: a blend would grow the distal poles, where old and new condyles touch
+    shape = Union().add(anatomy.bones["femur"].local_shape)
+    shape.add(Transformed(added, femur_joint_pose(params)))
+    draws = {"share": share, "anterior_reach_mm": reach, "floor_lowest_mm": lowest}
+    return with_bone_shape(anatomy, "femur", shape, draws, extras_key="trochlea")

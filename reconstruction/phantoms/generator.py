@@ -12,7 +12,7 @@ from skimage.measure import marching_cubes
 
 from reconstruction.phantoms.anatomy import BONE_LABELS, Bone, KneeAnatomy, build_anatomy
 from reconstruction.phantoms.ct import Materials, add_noise, simulate_fields, to_int16
-from reconstruction.phantoms.femur import vary_condyles, vary_femur
+from reconstruction.phantoms.femur import vary_condyles, vary_femur, vary_trochlea
 from reconstruction.phantoms.findings import Findings, apply_findings
 from reconstruction.phantoms.params import KneeParams, PhantomParameterError, sample_params
 from reconstruction.phantoms.patella import vary_patella
@@ -96,7 +96,15 @@ def _drop_stray_faces(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
 
 
 # what each training-time variation drew, copied from the anatomy into the case metadata
-VARIATION_EXTRAS = ("variation", "soft_tissue", "patella", "femur", "tibia", "condyles")
+VARIATION_EXTRAS = (
+    "variation",
+    "soft_tissue",
+    "patella",
+    "femur",
+    "tibia",
+    "condyles",
+    "trochlea",
+)
 
 
 def _as_params(params_or_seed: KneeParams | int) -> KneeParams:
@@ -125,6 +133,7 @@ def generate_case(
     femur: float = 0.0,
     tibia: float = 0.0,
     condyles: float = 0.0,
+    trochlea: float = 0.0,
 ) -> PhantomCase:
     """One deterministic phantom: same parameters (seed) -> identical arrays.
 
@@ -134,7 +143,8 @@ def generate_case(
     (phantoms.patella) and `femur` > 0 a seeded popliteal hollow
     (phantoms.femur) and `tibia` > 0 a seeded posterior recess below the plateau
     (phantoms.tibia) and `condyles` > 0 seeded squarer distal condyles
-    (phantoms.femur.vary_condyles), all for training."""
+    (phantoms.femur.vary_condyles) and `trochlea` > 0 a seeded lower trochlea
+    (phantoms.femur.vary_trochlea), all for training."""
     params = _as_params(params_or_seed)
     spacing_t = tuple(float(s) for s in spacing)
     if len(spacing_t) != 3 or min(spacing_t) < 0.2 or max(spacing_t) > 4.0:
@@ -147,6 +157,7 @@ def generate_case(
     anatomy = vary_femur(anatomy, femur)  # before the patella: it only removes bone
     anatomy = vary_tibia(anatomy, tibia)  # only removes bone
     anatomy = vary_condyles(anatomy, condyles)  # before the patella: it slides to the femur
+    anatomy = vary_trochlea(anatomy, trochlea)  # adds bone only in front of the notch
     anatomy = vary_patella(anatomy, patella)  # before the warp: it needs the ellipsoid
     anatomy = vary_anatomy(anatomy, variation)
     anatomy = vary_soft_tissue(anatomy, soft_tissue)  # after the warp: on the final limb

@@ -54,15 +54,15 @@ def vary_patella(anatomy: KneeAnatomy, strength: float) -> KneeAnatomy:
 
     Each case draws its own share = min(1, u * strength), u ~ U(0, 1); the exponent and the
     cortex are drawn uniformly up to what that share allows."""
-    drawn = seeded_share(
+    seeded = seeded_share(
         anatomy, strength, MAX_PATELLA_VARIATION, PATELLA_STREAM, "patella variation"
     )
-    if drawn is None:
+    if seeded is None:
         return anatomy
     patella = anatomy.bones["patella"]
     if not isinstance(patella.local_shape, Ellipsoid):
         raise TypeError("patella variation expects the generator's ellipsoid patella")
-    rng, share = drawn
+    rng, share = seeded
     exponent = 2.0 + MAX_EXTRA_EXPONENT * share * float(rng.uniform(0.0, 1.0))
     cortex_mm = BASE_CORTEX_MM + MAX_EXTRA_CORTEX_MM * share * float(rng.uniform(0.0, 1.0))
     # drawn after the shape, so a seed's exponent and cortex are those of the first version

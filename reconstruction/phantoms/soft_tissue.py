@@ -47,12 +47,12 @@ def vary_soft_tissue(anatomy: KneeAnatomy, strength: float) -> KneeAnatomy:
 
     Each case draws its own share = min(1, u * strength), u ~ U(0, 1): the slimming, the
     bulges' protrusion and the most bulges and fat regions it may draw scale with it."""
-    drawn = seeded_share(
+    seeded = seeded_share(
         anatomy, strength, MAX_SOFT_TISSUE, SOFT_TISSUE_STREAM, "soft-tissue variation"
     )
-    if drawn is None:
+    if seeded is None:
         return anatomy
-    rng, share = drawn
+    rng, share = seeded
     axis = LimbAxis.of(anatomy)
     slimming = share * float(rng.uniform(0.0, 1.0)) * MAX_SLIMMING_MM
     leg = _slimmed(anatomy, slimming)

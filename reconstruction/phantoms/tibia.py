@@ -4,11 +4,11 @@ Seen from the side, a real tibial plateau overhangs the shaft behind: below the 
 posterior rim the bone's back face steps forward. On the real knee's label map the
 posterior-most point of an axial section recedes by about 11 mm between 18 and 42 mm below
 the tibia's top, and the section's front-to-back depth falls from 50 to 38 mm by 50 mm down.
-The generator's metaphysis is a convex block blended into the shaft: its back face recedes
-by only 1-8 mm over the same range (model card, 2026-12-06). The student, which has only
-seen that block, overgrew the real tibia's posterior metaphysis by 1.3-1.7 mm (signed, 18 to
-38 mm below the plateau's top). Little of it shows on a silhouette: the lateral view sees
-the posterior outline, but the AP view does not.
+The generator's metaphysis is a convex block blended into the shaft: on four plain phantoms
+its back face recedes by only 0-6 mm over the same range (model card, 2026-12-06). The
+student, which has only seen that block, overgrew the real tibia's posterior metaphysis by
+1.3-1.7 mm (signed, 18 to 38 mm below the plateau's top). Little of it shows on a
+silhouette: the lateral view sees the posterior outline, but the AP view does not.
 
 `vary_tibia` gives each case, seeded, a posterior recess: at a height between 0.45 and 0.65
 plateau widths below the knee centre, the posterior mid-line face is moved forward by a
@@ -42,10 +42,10 @@ def vary_tibia(anatomy: KneeAnatomy, strength: float) -> KneeAnatomy:
     """The anatomy with a seeded posterior recess below the plateau; strength 0 returns it
     unchanged. Each case draws share = min(1, u * strength), u ~ U(0, 1), and the cut
     uniformly up to what that share allows."""
-    drawn = seeded_share(anatomy, strength, MAX_TIBIA_VARIATION, TIBIA_STREAM, "tibia variation")
-    if drawn is None:
+    seeded = seeded_share(anatomy, strength, MAX_TIBIA_VARIATION, TIBIA_STREAM, "tibia variation")
+    if seeded is None:
         return anatomy
-    rng, share = drawn
+    rng, share = seeded
     w = anatomy.params.plateau_width
     height = -w * float(rng.uniform(*RECESS_HEIGHT_W))
     tibia = anatomy.bones["tibia"]
@@ -57,10 +57,10 @@ def vary_tibia(anatomy: KneeAnatomy, strength: float) -> KneeAnatomy:
         radii = np.array(RECESS_RADII_W) * w
         centre = (0.0, face_y - cut + radii[1], height)
         shape = Subtract(shape, Ellipsoid(centre, radii), BLEND_MM)
-    drawn = {
+    draws = {
         "share": share,
         "recess_height_mm": height,
         "own_recess_mm": own_recess,  # the plain face there, in front of the rim
         "cut_mm": cut,  # how far the face there moves forward
     }
-    return with_bone_shape(anatomy, "tibia", shape, drawn)
+    return with_bone_shape(anatomy, "tibia", shape, draws)

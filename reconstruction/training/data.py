@@ -46,6 +46,7 @@ from reconstruction.phantoms.femur import (
     FEMUR_VERSION,
     MAX_CONDYLE_VARIATION,
     MAX_FEMUR_VARIATION,
+    MAX_TROCHLEA_VARIATION,
 )
 from reconstruction.phantoms.generator import field_of_view, generate_case
 from reconstruction.phantoms.params import sample_params
@@ -99,6 +100,8 @@ class DataSettings:
     tibia_variation: float = 0.0
     # phantoms.femur.vary_condyles strength: squarer distal condyles (0: ellipsoids)
     condyle_variation: float = 0.0
+    # phantoms.femur.vary_trochlea strength: a lower trochlea, longer condyles (0: none)
+    trochlea_variation: float = 0.0
 
     @property
     def iso_pixel_mm(self) -> float:
@@ -242,6 +245,7 @@ def build_case(seed: int, settings: DataSettings) -> TrainingCase:
         femur=settings.femur_variation,
         tibia=settings.tibia_variation,
         condyles=settings.condyle_variation,
+        trochlea=settings.trochlea_variation,
     )
     ct = case.ct
     rng = np.random.default_rng([seed, 2026])
@@ -409,6 +413,7 @@ patella_argument = strength_argument(MAX_PATELLA_VARIATION)
 femur_argument = strength_argument(MAX_FEMUR_VARIATION)
 tibia_argument = strength_argument(MAX_TIBIA_VARIATION)
 condyle_argument = strength_argument(MAX_CONDYLE_VARIATION)
+trochlea_argument = strength_argument(MAX_TROCHLEA_VARIATION)
 # variations whose definition changed after caches were made: the version named in the key
 VARIATION_VERSIONS = {
     "patella_variation": ("patella_version", PATELLA_VERSION),  # 2: + the patellar height
@@ -439,6 +444,10 @@ VARIATION_OPTIONS = {
     "condyle_variation": (
         condyle_argument,
         "squarer distal femoral condyles (phantoms.femur.vary_condyles)",
+    ),
+    "trochlea_variation": (
+        trochlea_argument,
+        "a lower trochlea and condyles reaching further forward (phantoms.femur.vary_trochlea)",
     ),
 }
 

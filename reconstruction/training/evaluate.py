@@ -39,6 +39,7 @@ BUILD_TEST_VARIATIONS = (
     "femur_variation",
     "tibia_variation",
     "condyle_variation",
+    "trochlea_variation",
 )
 
 
@@ -55,6 +56,7 @@ def build_test_case(
     femur: float = 0.0,
     tibia: float = 0.0,
     condyles: float = 0.0,
+    trochlea: float = 0.0,
 ) -> dict:
     """Ground-truth meshes + one X-ray pair directory per (separation, dose) condition.
 
@@ -62,7 +64,8 @@ def build_test_case(
     (phantoms.soft_tissue): the same bones on other-looking radiographs. `patella` > 0 gives
     it a squarer patella with a thicker cortex at another height (phantoms.patella),
     `femur` > 0 a popliteal hollow (phantoms.femur), `tibia` > 0 a posterior recess
-    below the plateau (phantoms.tibia) and `condyles` > 0 squarer distal condyles."""
+    below the plateau (phantoms.tibia), `condyles` > 0 squarer distal condyles and
+    `trochlea` > 0 a lower trochlea (phantoms.femur)."""
     case = generate_case(
         seed,
         fov="knee",
@@ -73,6 +76,7 @@ def build_test_case(
         femur=femur,
         tibia=tibia,
         condyles=condyles,
+        trochlea=trochlea,
     )
     out.mkdir(parents=True, exist_ok=True)
     leaky = [n for n, m in case.meshes.items() if not m.is_watertight]
@@ -443,6 +447,7 @@ def main(argv: list[str] | None = None) -> int:
                 femur=args.femur_variation,
                 tibia=args.tibia_variation,
                 condyles=args.condyle_variation,
+                trochlea=args.trochlea_variation,
             )
             print(
                 f"{target.name} seed {seed} {time.perf_counter() - start:.1f} s {info}", flush=True

@@ -1,4 +1,5 @@
-"""Femur variation: a popliteal hollow behind the metaphysis, the notch kept."""
+"""Femur variations: a popliteal hollow behind the metaphysis (the notch kept), squarer
+condyles and a lower trochlea."""
 
 from __future__ import annotations
 
@@ -6,13 +7,17 @@ import numpy as np
 import pytest
 
 from reconstruction.phantoms import build_anatomy, generate_case, sample_params
-from reconstruction.phantoms.anatomy import femur_notch
+from reconstruction.phantoms.anatomy import distal_condyles, femur_joint_pose, femur_notch
 from reconstruction.phantoms.femur import (
+    FLOOR_CENTRE_Y_B,
+    FLOOR_LOWEST_B,
+    MAX_ANTERIOR_REACH_B,
     MAX_EXTRA_CONDYLE_EXPONENT,
     MAX_HOLLOW_DEPTH_MM,
     posterior_surface_y,
     vary_condyles,
     vary_femur,
+    vary_trochlea,
 )
 
 SEED = 11  # its draw at strength 3: share 1, hollow 11.2 mm deep at 38 mm
@@ -118,3 +123,107 @@ def test_squarer_condyles_grow_only_the_femur_label() -> None:
         np.testing.assert_array_equal(before == label, after == label)
     assert np.all(after[before == 1] == 1)  # no femur voxel lost
     assert (after == 1).sum() - (before == 1).sum() > 50  # 50 voxels of 8 mm^3 added
+
+
+TROCHLEA_SEED = 61  # its draw at strength 3: share 1, reach 6.0 mm, floor 5.9 mm up
+
+
+@pytest.fixture(scope="module")
+def lower_trochlea():
+    plain = build_anatomy(sample_params(TROCHLEA_SEED))
+    return plain, vary_trochlea(plain, 3.0)
+
+
+def _local(anatomy, joint_points) -> np.ndarray:
+    """Joint-line frame points (distal end at z = 0, +y posterior) -> the femur's frame."""
+    pose = femur_joint_pose(anatomy.params)
+    return np.asarray(joint_points, dtype=float) @ pose[:3, :3].T + pose[:3, 3]
+
+
+def _front_y(anatomy, x: float, z: float) -> float:
+    """The most anterior bone along the joint-frame line (x, y, z), 0.05 mm steps."""
+    ys = np.arange(-0.8, 0.2, 0.05 / anatomy.params.bicondylar_width) * (
+        anatomy.params.bicondylar_width
+    )
+    line = _local(anatomy, np.stack([np.full_like(ys, x), ys, np.full_like(ys, z)], axis=1))
+    inside = anatomy.bones["femur"].local_shape(line) < 0
+    assert inside.any()
+    return float(ys[np.argmax(inside)])
+
+
+def test_the_lower_trochlea_only_adds_bone_in_front(lower_trochlea) -> None:
+    plain, varied = lower_trochlea
+    drawn = varied.extras["trochlea"]
+    assert drawn == vary_trochlea(plain, 3.0).extras["trochlea"]  # seeded
+    b = plain.params.bicondylar_width
+    assert drawn["share"] == 1.0
+    assert 1.0 < drawn["anterior_reach_mm"] <= MAX_ANTERIOR_REACH_B * b
+    top, bottom = FLOOR_LOWEST_B
+    assert bottom * b <= drawn["floor_lowest_mm"] < top * b - 1.0
+    for name in ("tibia", "fibula", "patella"):
+        assert varied.bones[name] is plain.bones[name]
+    local = np.random.default_rng(2).uniform(
+        (-0.7 * b, -0.8 * b, -5.0), (0.7 * b, 0.7 * b, 0.8 * b), (60000, 3)
+    )
+    before = plain.bones["femur"].local_shape(local)
+    after = varied.bones["femur"].local_shape(local)
+    assert np.all(after <= before + 1e-9)  # never shrinks
+    grown = (after < 0) & (before >= 0)
+    joint = (local - femur_joint_pose(plain.params)[:3, 3]) @ femur_joint_pose(plain.params)[:3, :3]
+    assert grown.sum() > 200
+    assert np.all(joint[grown, 1] < 0.05 * b)  # all of it in front of the condyle centres
+
+
+def test_the_condyles_reach_forward_and_the_floor_joins_them(lower_trochlea) -> None:
+    plain, varied = lower_trochlea
+    drawn = varied.extras["trochlea"]
+    reach = drawn["anterior_reach_mm"]
+    for condyle, _ in distal_condyles(plain.params).parts:
+        x = float(condyle.centre[0])
+        # 8 mm above the distal end the condyle's front moves forward by at least `reach`
+        moved = _front_y(plain, x, 8.0) - _front_y(varied, x, 8.0)
+        assert reach - 0.1 < moved < 2 * reach + 0.1
+    # on the mid-line, 2 mm above the floor's drawn lowest point, bone joins the condyles
+    # where the plain femur has the notch's open front
+    b = plain.params.bicondylar_width
+    point = _local(plain, [[0.0, FLOOR_CENTRE_Y_B * b, drawn["floor_lowest_mm"] + 2.0]])
+    assert plain.bones["femur"].local_shape(point)[0] > 0
+    assert varied.bones["femur"].local_shape(point)[0] < 0
+
+
+def test_the_lower_trochlea_keeps_landmarks_the_back_of_the_notch_and_joint_gaps(
+    lower_trochlea,
+) -> None:
+    plain, varied = lower_trochlea
+    for name in (
+        "medial_distal_condyle",
+        "lateral_distal_condyle",
+        "medial_posterior_condyle",
+        "lateral_posterior_condyle",
+    ):
+        point = plain.landmarks[name][None, :]
+        assert abs(varied.bones["femur"].sdf(point)[0]) < 0.05
+    notch = femur_notch(plain.params)
+    b = plain.params.bicondylar_width
+    local = np.random.default_rng(3).uniform(-0.6 * b, 0.6 * b, (60000, 3))
+    joint = (local - femur_joint_pose(plain.params)[:3, 3]) @ femur_joint_pose(plain.params)[:3, :3]
+    behind = local[(notch(local) < -2.0) & (joint[:, 1] > 0.0)]
+    assert len(behind) > 100
+    assert np.all(varied.bones["femur"].local_shape(behind) > 0)  # the notch stays open behind
+    for name in ("tibia", "patella"):
+        lo, hi = plain.bones[name].patient_bounds()
+        points = np.random.default_rng(4).uniform(lo, hi, (300000, 3))
+        surface = points[np.abs(plain.bones[name].sdf(points)) < 0.3]
+        assert varied.bones["femur"].sdf(surface).min() > 1.5
+
+
+def test_the_lower_trochlea_grows_only_the_femur_label() -> None:
+    quiet = {"spacing": (2.0, 2.0, 2.0), "with_meshes": False, "noise_k": 0.0}
+    plain = generate_case(TROCHLEA_SEED, **quiet)
+    varied = generate_case(TROCHLEA_SEED, trochlea=3.0, **quiet)
+    assert "trochlea" in varied.metadata and "trochlea" not in plain.metadata
+    before, after = np.asarray(plain.labels.array), np.asarray(varied.labels.array)
+    for label in (2, 3, 4):
+        np.testing.assert_array_equal(before == label, after == label)
+    assert np.all(after[before == 1] == 1)
+    assert (after == 1).sum() - (before == 1).sum() > 50
