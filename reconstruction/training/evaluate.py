@@ -32,6 +32,7 @@ ANGLES = (90.0, 75.0, 60.0, 45.0, 30.0)
 DOSES = (1e5, 1e4, 1e3)
 BONES = ("femur", "tibia", "fibula", "patella")
 SLAB_SUFFIX = "_slab"
+REAL_KNEE_LABELS = Path("/work/shared/data/real-knee-mri-labels.nrrd")
 # the variations a held-out set can be built with (shape warps are a training option only)
 BUILD_TEST_VARIATIONS = (
     "soft_tissue_variation",
@@ -300,7 +301,7 @@ def real_knee(
         pseudo_ct_from_labels,
     )
 
-    source = read_volume(Path("/work/shared/data/real-knee-mri-labels.nrrd"))
+    source = read_volume(REAL_KNEE_LABELS)
     labels = canonical_labels_from_real_knee(source)
     truth = meshes_from_labels(labels, CANONICAL_BONE_LABELS)
     roi = None
@@ -320,6 +321,29 @@ def real_knee(
         results[f"sep{separation:g}"] = row
         print(f"real knee {separation:g}: {row}", flush=True)
     return results
+
+
+def real_knee_sections(args: argparse.Namespace, pair_dir: Path) -> Path:
+    """The real femur's axial sections against each checkpoint's reconstruction of the
+    `pair_dir` radiographs and the first `args.phantoms` femurs of `args.testset`."""
+    from reconstruction.io import read_volume
+    from reconstruction.meshing import meshes_from_labels
+    from reconstruction.pseudoct import CANONICAL_BONE_LABELS, canonical_labels_from_real_knee
+    from reconstruction.reconstruct_xray import reconstruct_from_xray
+    from reconstruction.training.sections import femur_sections_figure
+
+    labels = canonical_labels_from_real_knee(read_volume(REAL_KNEE_LABELS))
+    truth = meshes_from_labels(labels, {"femur": CANONICAL_BONE_LABELS["femur"]})["femur"]
+    pair = read_xray_pair(pair_dir)
+    reconstructions = [
+        (Path(c).stem, reconstruct_from_xray(pair, c)[0]["femur"]) for c in args.checkpoint
+    ]
+    phantoms = []
+    if args.testset is not None:
+        files = sorted(args.testset.glob("test_*/truth_femur.stl"))[: args.phantoms]
+        phantoms = [trimesh.load(f) for f in files]
+    title = f"real knee femur, {args.separation:g} deg pair: axial sections"
+    return femur_sections_figure(truth, args.out, reconstructions, phantoms, title=title)
 
 
 def teacher_table(result: dict) -> str:
@@ -355,7 +379,7 @@ def real_knee_ct(teacher_path: str | None = None) -> dict:
     from reconstruction.training.train_teacher import load_teacher
     from reconstruction.volume import Volume
 
-    source = read_volume(Path("/work/shared/data/real-knee-mri-labels.nrrd"))
+    source = read_volume(REAL_KNEE_LABELS)
     mirror = np.diag([-1.0, 1.0, 1.0, 1.0])  # a right knee becomes a left one
     canonical = canonical_labels_from_real_knee(source)
     truth = Volume(canonical.array, mirror @ canonical.affine, "LABELS")
@@ -421,6 +445,15 @@ def main(argv: list[str] | None = None) -> int:
     teacher_real = commands.add_parser("teacher-real-knee")
     teacher_real.add_argument("--checkpoint", default=None, help="default: the shipped teacher")
     teacher_real.add_argument("--out", type=Path, required=True)
+    sections = commands.add_parser(
+        "real-knee-sections", help="a PNG of femur sections: truth, reconstructions, phantoms"
+    )
+    sections.add_argument("--checkpoint", action="append", default=[], help="repeatable")
+    sections.add_argument("--work", type=Path, default=Path("var/cache/realknee"))
+    sections.add_argument("--separation", type=float, default=90.0)
+    sections.add_argument("--testset", type=Path, default=None, help="phantoms drawn in grey")
+    sections.add_argument("--phantoms", type=int, default=6)
+    sections.add_argument("--out", type=Path, required=True)
     table = commands.add_parser("table")
     table.add_argument("results", type=Path, nargs="+")
     args = parser.parse_args(argv)
@@ -452,6 +485,12 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"{target.name} seed {seed} {time.perf_counter() - start:.1f} s {info}", flush=True
             )
+        return 0
+    if args.command == "real-knee-sections":
+        pair_dir = args.work / f"real_sep{args.separation:g}_extended"
+        if not (pair_dir / "geometry.json").exists():
+            parser.error(f"no real-knee pair at {pair_dir}: run real-knee with --work first")
+        print(f"wrote {real_knee_sections(args, pair_dir)}")
         return 0
     if args.command == "teacher-real-knee":
         args.out.write_text(json.dumps(real_knee_ct(args.checkpoint), indent=1))

@@ -49,3 +49,14 @@ def test_build_test_refuses_an_out_of_range_strength(option: str, tmp_path, caps
     assert raised.value.code == 2
     assert "must be between 0 and 3" in capsys.readouterr().err
     assert not (tmp_path / "set").exists()  # nothing written
+
+
+def test_real_knee_sections_needs_the_real_knee_pair_first(tmp_path, capsys) -> None:
+    from reconstruction.training.evaluate import main
+
+    out = tmp_path / "sections.png"
+    with pytest.raises(SystemExit) as stopped:
+        main(["real-knee-sections", "--work", str(tmp_path), "--out", str(out)])
+    assert stopped.value.code == 2
+    assert "run real-knee" in capsys.readouterr().err
+    assert not out.exists()

@@ -1,0 +1,77 @@
+"""Axial sections of the distal femur: the real knee's truth, its reconstruction and a family
+of phantoms, each aligned at its own distal end and posterior condylar line.
+
+This is the picture behind the phantom variations: where the real bone lies outside what the
+generator draws, the student draws the generator's shape. Patient coordinates (LPS, mm):
++y posterior, +z superior.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import trimesh  # noqa: E402
+
+HEIGHTS_MM = (8.0, 15.0, 30.0)  # above the distal end
+CONDYLE_BAND_MM = 30.0  # where the posterior condylar line and the centre are taken
+
+
+def aligned_femur(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
+    """A copy moved so that its distal end is z = 0, its posterior-most condyle point y = 0
+    and the middle of its condyles x = 0 (all within CONDYLE_BAND_MM of the distal end)."""
+    vertices = np.asarray(mesh.vertices)
+    distal = vertices[:, 2].min()
+    band = vertices[vertices[:, 2] - distal < CONDYLE_BAND_MM]
+    shift = (-(band[:, 0].min() + band[:, 0].max()) / 2.0, -band[:, 1].max(), -distal)
+    return mesh.copy().apply_translation(shift)
+
+
+def section_outlines(mesh: trimesh.Trimesh, height_mm: float) -> list[np.ndarray]:
+    """The closed (x, y) outlines of the axial section at `height_mm`."""
+    section = mesh.section(plane_origin=(0.0, 0.0, height_mm), plane_normal=(0.0, 0.0, 1.0))
+    if section is None:
+        return []
+    return [np.asarray(line)[:, :2] for line in section.discrete]
+
+
+def femur_sections_figure(
+    truth: trimesh.Trimesh,
+    out: Path,
+    reconstructions: Sequence[tuple[str, trimesh.Trimesh]] = (),
+    phantoms: Sequence[trimesh.Trimesh] = (),
+    heights_mm: Sequence[float] = HEIGHTS_MM,
+    title: str = "real knee femur: axial sections",
+) -> Path:
+    """Write a PNG: one panel per height; phantoms grey, the truth black, each reconstruction
+    in its own colour. Written to a temporary name, then renamed."""
+    colours = ("tab:red", "tab:blue", "tab:green", "tab:orange")
+    layers = [(aligned_femur(m), "0.7", 0.7, None) for m in phantoms]
+    layers.append((aligned_femur(truth), "black", 1.8, "truth"))
+    for (label, mesh), colour in zip(reconstructions, colours, strict=False):
+        layers.append((aligned_femur(mesh), colour, 1.2, label))
+    fig, axes = plt.subplots(1, len(heights_mm), figsize=(5.0 * len(heights_mm), 5.0))
+    for ax, height in zip(np.atleast_1d(axes), heights_mm, strict=True):
+        for mesh, colour, width, label in layers:
+            for index, outline in enumerate(section_outlines(mesh, height)):
+                ax.plot(*outline.T, color=colour, lw=width, label=label if index == 0 else None)
+        ax.set_title(f"{height:g} mm above the distal end")
+        ax.set_xlabel("x (mm, patient left)")
+        ax.set_ylabel("y (mm, posterior up)")
+        ax.set_aspect("equal")
+    np.atleast_1d(axes)[0].legend(loc="lower left", fontsize=8)
+    if phantoms:
+        title += f" (grey: {len(phantoms)} phantoms)"
+    fig.suptitle(title)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    temporary = out.with_name(out.name + ".part")
+    fig.savefig(temporary, dpi=80, format="png", bbox_inches="tight")
+    plt.close(fig)
+    temporary.replace(out)
+    return out

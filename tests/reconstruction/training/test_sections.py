@@ -1,0 +1,46 @@
+"""Femur section figures: alignment, outlines and the written PNG."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import trimesh
+
+from reconstruction.training.sections import aligned_femur, femur_sections_figure, section_outlines
+
+
+def _condyles(offset=(0.0, 0.0, 0.0)) -> trimesh.Trimesh:
+    """Two 20 mm spheres 50 mm apart (x) standing on a 40 x 30 x 60 mm box."""
+    left = trimesh.creation.icosphere(subdivisions=3, radius=10.0)
+    right = left.copy().apply_translation((50.0, 0.0, 0.0))
+    left.apply_translation((0.0, 0.0, 0.0))
+    block = trimesh.creation.box(extents=(40.0, 30.0, 60.0)).apply_translation((25.0, 0, 40))
+    return trimesh.util.concatenate([left, right, block]).apply_translation(offset)
+
+
+def test_alignment_puts_the_distal_end_posterior_line_and_centre_at_zero() -> None:
+    aligned = aligned_femur(_condyles(offset=(-7.0, 12.0, 300.0)))
+    lo, hi = aligned.bounds
+    assert lo[2] == pytest.approx(0.0)
+    band = aligned.vertices[aligned.vertices[:, 2] < 30.0]
+    assert band[:, 1].max() == pytest.approx(0.0)
+    assert band[:, 0].min() == pytest.approx(-band[:, 0].max())
+
+
+def test_sections_are_the_meshes_outlines_at_that_height() -> None:
+    aligned = aligned_femur(_condyles())
+    outlines = section_outlines(aligned, 5.0)  # through both spheres, 5 mm above their bottom
+    assert len(outlines) == 2
+    radius = np.sqrt(10.0**2 - 5.0**2)
+    for outline in outlines:
+        centre = outline.mean(axis=0)
+        assert np.allclose(np.linalg.norm(outline - centre, axis=1), radius, atol=0.3)
+    assert section_outlines(aligned, 500.0) == []
+
+
+def test_the_figure_is_a_png_written_whole(tmp_path) -> None:
+    out = tmp_path / "figs" / "sections.png"
+    reconstruction = _condyles(offset=(1.0, 2.0, 0.5))
+    femur_sections_figure(_condyles(), out, [("model", reconstruction)], [_condyles()])
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [p.name for p in out.parent.iterdir()] == ["sections.png"]
