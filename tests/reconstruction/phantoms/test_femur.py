@@ -60,6 +60,12 @@ def test_the_notch_and_condyles_are_kept(plain) -> None:
     )
 
 
+CONDYLE_LANDMARKS = (
+    "medial_distal_condyle",
+    "lateral_distal_condyle",
+    "medial_posterior_condyle",
+    "lateral_posterior_condyle",
+)
 CONDYLE_SEED = 4  # its draw at strength 3: share 1, exponent 3.35
 
 
@@ -89,12 +95,7 @@ def test_squarer_condyles_only_add_bone_low_on_the_femur(squarer) -> None:
 
 def test_squarer_condyles_keep_their_landmarks_notch_and_joint_gaps(squarer) -> None:
     plain, varied = squarer
-    for name in (
-        "medial_distal_condyle",
-        "lateral_distal_condyle",
-        "medial_posterior_condyle",
-        "lateral_posterior_condyle",
-    ):
+    for name in CONDYLE_LANDMARKS:
         point = plain.landmarks[name][None, :]
         assert abs(plain.bones["femur"].sdf(point)[0]) < 0.05  # on the plain surface
         assert abs(varied.bones["femur"].sdf(point)[0]) < 0.05  # and on the squarer one
@@ -105,24 +106,7 @@ def test_squarer_condyles_keep_their_landmarks_notch_and_joint_gaps(squarer) -> 
     deep_in_notch = local[notch(local) < -2.0]
     assert len(deep_in_notch) > 100
     assert np.all(varied.bones["femur"].local_shape(deep_in_notch) > 0)
-    # the other bones keep a gap: the femur comes no nearer than 1.5 mm to their surfaces
-    for name in ("tibia", "patella"):
-        lo, hi = plain.bones[name].patient_bounds()
-        points = np.random.default_rng(4).uniform(lo, hi, (300000, 3))
-        surface = points[np.abs(plain.bones[name].sdf(points)) < 0.3]
-        assert varied.bones["femur"].sdf(surface).min() > 1.5
-
-
-def test_squarer_condyles_grow_only_the_femur_label() -> None:
-    quiet = {"spacing": (2.0, 2.0, 2.0), "with_meshes": False, "noise_k": 0.0}
-    plain = generate_case(CONDYLE_SEED, **quiet)
-    varied = generate_case(CONDYLE_SEED, condyles=3.0, **quiet)
-    assert "condyles" in varied.metadata and "condyles" not in plain.metadata
-    before, after = np.asarray(plain.labels.array), np.asarray(varied.labels.array)
-    for label in (2, 3, 4):
-        np.testing.assert_array_equal(before == label, after == label)
-    assert np.all(after[before == 1] == 1)  # no femur voxel lost
-    assert (after == 1).sum() - (before == 1).sum() > 50  # 50 voxels of 8 mm^3 added
+    assert_joint_gaps_kept(plain, varied)
 
 
 TROCHLEA_SEED = 61  # its draw at strength 3: share 1, reach 6.0 mm, floor 5.9 mm up
@@ -138,6 +122,12 @@ def _local(anatomy, joint_points) -> np.ndarray:
     """Joint-line frame points (distal end at z = 0, +y posterior) -> the femur's frame."""
     pose = femur_joint_pose(anatomy.params)
     return np.asarray(joint_points, dtype=float) @ pose[:3, :3].T + pose[:3, 3]
+
+
+def _joint(anatomy, local_points) -> np.ndarray:
+    """The femur's frame -> the joint-line frame (the inverse of `_local`)."""
+    pose = femur_joint_pose(anatomy.params)
+    return (np.asarray(local_points) - pose[:3, 3]) @ pose[:3, :3]
 
 
 def _front_y(anatomy, x: float, z: float) -> float:
@@ -169,7 +159,7 @@ def test_the_lower_trochlea_only_adds_bone_in_front(lower_trochlea) -> None:
     after = varied.bones["femur"].local_shape(local)
     assert np.all(after <= before + 1e-9)  # never shrinks
     grown = (after < 0) & (before >= 0)
-    joint = (local - femur_joint_pose(plain.params)[:3, 3]) @ femur_joint_pose(plain.params)[:3, :3]
+    joint = _joint(plain, local)
     assert grown.sum() > 200
     assert np.all(joint[grown, 1] < 0.05 * b)  # all of it in front of the condyle centres
 
@@ -195,21 +185,21 @@ def test_the_lower_trochlea_keeps_landmarks_the_back_of_the_notch_and_joint_gaps
     lower_trochlea,
 ) -> None:
     plain, varied = lower_trochlea
-    for name in (
-        "medial_distal_condyle",
-        "lateral_distal_condyle",
-        "medial_posterior_condyle",
-        "lateral_posterior_condyle",
-    ):
+    for name in CONDYLE_LANDMARKS:
         point = plain.landmarks[name][None, :]
         assert abs(varied.bones["femur"].sdf(point)[0]) < 0.05
     notch = femur_notch(plain.params)
     b = plain.params.bicondylar_width
     local = np.random.default_rng(3).uniform(-0.6 * b, 0.6 * b, (60000, 3))
-    joint = (local - femur_joint_pose(plain.params)[:3, 3]) @ femur_joint_pose(plain.params)[:3, :3]
+    joint = _joint(plain, local)
     behind = local[(notch(local) < -2.0) & (joint[:, 1] > 0.0)]
     assert len(behind) > 100
     assert np.all(varied.bones["femur"].local_shape(behind) > 0)  # the notch stays open behind
+    assert_joint_gaps_kept(plain, varied)
+
+
+def assert_joint_gaps_kept(plain, varied) -> None:
+    """The varied femur comes no nearer than 1.5 mm to the tibia's and patella's surfaces."""
     for name in ("tibia", "patella"):
         lo, hi = plain.bones[name].patient_bounds()
         points = np.random.default_rng(4).uniform(lo, hi, (300000, 3))
@@ -217,13 +207,16 @@ def test_the_lower_trochlea_keeps_landmarks_the_back_of_the_notch_and_joint_gaps
         assert varied.bones["femur"].sdf(surface).min() > 1.5
 
 
-def test_the_lower_trochlea_grows_only_the_femur_label() -> None:
+@pytest.mark.parametrize(
+    ("variation", "seed"), [("condyles", CONDYLE_SEED), ("trochlea", TROCHLEA_SEED)]
+)
+def test_an_adding_femur_variation_grows_only_the_femur_label(variation: str, seed: int) -> None:
     quiet = {"spacing": (2.0, 2.0, 2.0), "with_meshes": False, "noise_k": 0.0}
-    plain = generate_case(TROCHLEA_SEED, **quiet)
-    varied = generate_case(TROCHLEA_SEED, trochlea=3.0, **quiet)
-    assert "trochlea" in varied.metadata and "trochlea" not in plain.metadata
+    plain = generate_case(seed, **quiet)
+    varied = generate_case(seed, **{variation: 3.0}, **quiet)
+    assert variation in varied.metadata and variation not in plain.metadata
     before, after = np.asarray(plain.labels.array), np.asarray(varied.labels.array)
     for label in (2, 3, 4):
         np.testing.assert_array_equal(before == label, after == label)
-    assert np.all(after[before == 1] == 1)
-    assert (after == 1).sum() - (before == 1).sum() > 50
+    assert np.all(after[before == 1] == 1)  # no femur voxel lost
+    assert (after == 1).sum() - (before == 1).sum() > 50  # 50 voxels of 8 mm^3 added
