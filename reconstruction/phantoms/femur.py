@@ -121,21 +121,22 @@ def vary_trochlea(anatomy: KneeAnatomy, strength: float) -> KneeAnatomy:
     """The anatomy with a seeded lower trochlea; strength 0 returns it unchanged.
 
     The generator's condyles are separate ellipsoids of one sagittal radius up to the
-    trochlear facets, 0.17 bicondylar widths above the distal end: on the plain phantoms an
-    axial section 15 mm up is two separate condyles, and at 8 mm each is about 35 mm deep.
-    On the real knee the condyles are already joined in front by the trochlear floor 15 mm
-    up (the notch only behind), and at 8 mm they are about 42 mm deep: the distal condylar
-    face is longer and flatter, running forward into the trochlea (model card, 2026-12-06).
-    The student trained on the generator kept a deep anterior groove there and lost 2-4 mm
-    of the real condyles' front. Each case draws share = min(1, u * strength), u ~ U(0, 1),
-    and independently up to what it allows:
+    trochlear facets, 0.17 bicondylar widths above the distal end. On 8 plain validation
+    phantoms an axial section 15 mm up is mostly two separate condyles (joined in front in
+    2), and 8 mm up each condyle is 33-46 mm deep from the posterior condylar line. On the
+    real knee the condyles are joined in front by the trochlear floor 15 mm up (the notch
+    only behind), and 8 mm up they are 50-52 mm deep: the distal condylar face is longer
+    and flatter, running forward into the trochlea (model card, 2026-12-06). The student
+    trained on the generator drew a deep groove there and the real condyles' front 2-4 mm
+    short. Each case draws share = min(1, u * strength), u ~ U(0, 1), and independently up
+    to what it allows:
     - each condyle longer forward: an ellipsoid with the same distal and posterior poles and
-      half-width whose sagittal front-back radius grows by `reach` (up to 0.06 b), centred
+      half-width whose sagittal front-back radius grows by `reach` (up to 0.08 b), centred
       `reach` further forward, so its front moves 2 x reach;
     - a trochlear floor joining the condyles in front of the notch, its lowest point from the
       plain trochlea's height (0.17 b) down to 0.07 b above the distal end.
-    Both only add bone in front of the notch and below the facets; the distal and posterior
-    condyle landmarks stay on the surface and the other bones are untouched."""
+    Both only add bone, in front of the condyle centres; the distal and posterior condyle
+    landmarks stay on the surface and the other bones are untouched."""
     seeded = seeded_share(
         anatomy, strength, MAX_TROCHLEA_VARIATION, TROCHLEA_STREAM, "trochlea variation"
     )
