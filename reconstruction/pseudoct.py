@@ -15,7 +15,9 @@ Tissue model (defaults are typical adult knee CT values, not tuned to any case):
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
@@ -25,6 +27,17 @@ from reconstruction.volume import Volume
 
 BODY_GRID_MM = 2.0
 CANONICAL_BONE_LABELS: dict[str, int] = {"femur": 1, "tibia": 2, "fibula": 3, "patella": 4}
+REAL_KNEE_ENV = "REAL_KNEE_LABELS"
+REAL_KNEE_FILE = Path("shared/data/real-knee-mri-labels.nrrd")  # beside the checkout
+
+
+def real_knee_labels_path() -> Path:
+    """Where the shared real knee's label map is: $REAL_KNEE_LABELS if set, else
+    shared/data beside the checkout. The path may not exist; callers say so or skip."""
+    configured = os.environ.get(REAL_KNEE_ENV)
+    if configured:
+        return Path(configured)
+    return Path(__file__).resolve().parents[2] / REAL_KNEE_FILE
 
 
 @dataclass(frozen=True)

@@ -25,14 +25,16 @@ import trimesh
 
 from reconstruction.drr.simulate import DRRSettings, bone_centre, simulate_pair
 from reconstruction.io import read_xray_pair, write_xray_pair
+from reconstruction.io._atomic import write_bytes_atomic
 from reconstruction.phantoms.generator import VARIATION_EXTRAS, generate_case
+from reconstruction.pseudoct import REAL_KNEE_ENV, real_knee_labels_path
 from reconstruction.training.data import VARIATION_OPTIONS, split_seeds
 
 ANGLES = (90.0, 75.0, 60.0, 45.0, 30.0)
 DOSES = (1e5, 1e4, 1e3)
 BONES = ("femur", "tibia", "fibula", "patella")
 SLAB_SUFFIX = "_slab"
-REAL_KNEE_LABELS = Path("/work/shared/data/real-knee-mri-labels.nrrd")
+REAL_KNEE_COMMANDS = ("real-knee", "real-knee-sections", "teacher-real-knee")
 # the variations a held-out set can be built with (shape warps are a training option only)
 BUILD_TEST_VARIATIONS = (
     "soft_tissue_variation",
@@ -42,6 +44,21 @@ BUILD_TEST_VARIATIONS = (
     "condyle_variation",
     "trochlea_variation",
 )
+
+
+def write_json(path: Path, data: dict) -> Path:
+    """Indented JSON, written to a temporary name and renamed (never half-written)."""
+    return write_bytes_atomic(path, json.dumps(data, indent=1).encode())
+
+
+def read_real_knee_labels():
+    """The shared real knee's label map (a Volume); a clear error when it is not there."""
+    from reconstruction.io import read_volume
+
+    path = real_knee_labels_path()
+    if not path.is_file():
+        raise FileNotFoundError(f"the shared real knee is not at {path} (set ${REAL_KNEE_ENV})")
+    return read_volume(path)
 
 
 def condition_name(separation: float, dose: float) -> str:
@@ -105,7 +122,7 @@ def build_test_case(
     for extra in VARIATION_EXTRAS:
         if extra in case.metadata:
             info[extra] = case.metadata[extra]
-    (out / "case.json").write_text(json.dumps(info))
+    write_json(out / "case.json", info)  # last: its presence marks the case complete
     return info
 
 
@@ -292,7 +309,6 @@ def real_knee(
     REAL_KNEE_EDGE_MARGIN_MM at each end (both surfaces cropped there). The whole-field
     metrics compare with the truncated label meshes as before."""
     from evaluation.surface import Slab
-    from reconstruction.io import read_volume
     from reconstruction.meshing import meshes_from_labels
     from reconstruction.pseudoct import (
         CANONICAL_BONE_LABELS,
@@ -301,7 +317,7 @@ def real_knee(
         pseudo_ct_from_labels,
     )
 
-    source = read_volume(REAL_KNEE_LABELS)
+    source = read_real_knee_labels()
     labels = canonical_labels_from_real_knee(source)
     truth = meshes_from_labels(labels, CANONICAL_BONE_LABELS)
     roi = None
@@ -323,27 +339,33 @@ def real_knee(
     return results
 
 
-def real_knee_sections(args: argparse.Namespace, pair_dir: Path) -> Path:
+def real_knee_sections(
+    checkpoints: list[str],
+    pair_dir: Path,
+    out: Path,
+    testset: Path | None = None,
+    n_phantoms: int = 6,
+    separation: float = 90.0,
+) -> Path:
     """The real femur's axial sections against each checkpoint's reconstruction of the
-    `pair_dir` radiographs and the first `args.phantoms` femurs of `args.testset`."""
-    from reconstruction.io import read_volume
+    `pair_dir` radiographs and the first `n_phantoms` femurs of `testset`."""
     from reconstruction.meshing import meshes_from_labels
     from reconstruction.pseudoct import CANONICAL_BONE_LABELS, canonical_labels_from_real_knee
     from reconstruction.reconstruct_xray import reconstruct_from_xray
     from reconstruction.training.sections import femur_sections_figure
 
-    labels = canonical_labels_from_real_knee(read_volume(REAL_KNEE_LABELS))
+    labels = canonical_labels_from_real_knee(read_real_knee_labels())
     truth = meshes_from_labels(labels, {"femur": CANONICAL_BONE_LABELS["femur"]})["femur"]
     pair = read_xray_pair(pair_dir)
     reconstructions = [
-        (Path(c).stem, reconstruct_from_xray(pair, c)[0]["femur"]) for c in args.checkpoint
+        (Path(c).stem, reconstruct_from_xray(pair, c)[0]["femur"]) for c in checkpoints
     ]
     phantoms = []
-    if args.testset is not None:
-        files = sorted(args.testset.glob("test_*/truth_femur.stl"))[: args.phantoms]
+    if testset is not None:
+        files = sorted(testset.glob("test_*/truth_femur.stl"))[:n_phantoms]
         phantoms = [trimesh.load(f) for f in files]
-    title = f"real knee femur, {args.separation:g} deg pair: axial sections"
-    return femur_sections_figure(truth, args.out, reconstructions, phantoms, title=title)
+    title = f"real knee femur, {separation:g} deg pair: axial sections"
+    return femur_sections_figure(truth, out, reconstructions, phantoms, title=title)
 
 
 def teacher_table(result: dict) -> str:
@@ -371,7 +393,6 @@ def teacher_table(result: dict) -> str:
 def real_knee_ct(teacher_path: str | None = None) -> dict:
     """Both CT methods on the real knee's pseudo-CT mirrored into a left knee: voxel Dice
     against the expert labels and ASSD against the label meshes (same meshing settings)."""
-    from reconstruction.io import read_volume
     from reconstruction.meshing import meshes_from_labels
     from reconstruction.pseudoct import canonical_labels_from_real_knee, pseudo_ct_from_labels
     from reconstruction.segmentation import BONE_LABELS, segment
@@ -379,7 +400,7 @@ def real_knee_ct(teacher_path: str | None = None) -> dict:
     from reconstruction.training.train_teacher import load_teacher
     from reconstruction.volume import Volume
 
-    source = read_volume(REAL_KNEE_LABELS)
+    source = read_real_knee_labels()
     mirror = np.diag([-1.0, 1.0, 1.0, 1.0])  # a right knee becomes a left one
     canonical = canonical_labels_from_real_knee(source)
     truth = Volume(canonical.array, mirror @ canonical.affine, "LABELS")
@@ -457,6 +478,10 @@ def main(argv: list[str] | None = None) -> int:
     table = commands.add_parser("table")
     table.add_argument("results", type=Path, nargs="+")
     args = parser.parse_args(argv)
+    if args.command in REAL_KNEE_COMMANDS and not real_knee_labels_path().is_file():
+        parser.error(
+            f"the shared real knee is not at {real_knee_labels_path()} (set ${REAL_KNEE_ENV})"
+        )
     if args.command == "table":
         for path in args.results:
             summary = json.loads(path.read_text())["summary"]
@@ -490,15 +515,18 @@ def main(argv: list[str] | None = None) -> int:
         pair_dir = args.work / f"real_sep{args.separation:g}_extended"
         if not (pair_dir / "geometry.json").exists():
             parser.error(f"no real-knee pair at {pair_dir}: run real-knee with --work first")
-        print(f"wrote {real_knee_sections(args, pair_dir)}")
+        written = real_knee_sections(
+            args.checkpoint, pair_dir, args.out, args.testset, args.phantoms, args.separation
+        )
+        print(f"wrote {written}")
         return 0
     if args.command == "teacher-real-knee":
-        args.out.write_text(json.dumps(real_knee_ct(args.checkpoint), indent=1))
+        write_json(args.out, real_knee_ct(args.checkpoint))
         return 0
     if args.command == "teacher":
         seeds = split_seeds(2026, 64, args.cases)["test"]
         result = evaluate_teacher(args.checkpoint, seeds)
-        args.out.write_text(json.dumps(result, indent=1))
+        write_json(args.out, result)
         print(teacher_table(result))
         return 0
     if args.command == "student":
@@ -507,8 +535,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     else:
         result = real_knee(args.checkpoint, args.work, extend=not args.truncated)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1))
+    write_json(args.out, result)
     return 0
 
 

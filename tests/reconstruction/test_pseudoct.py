@@ -17,10 +17,11 @@ from reconstruction.pseudoct import (
     canonical_labels_from_real_knee,
     extend_label_field,
     pseudo_ct_from_labels,
+    real_knee_labels_path,
 )
 from reconstruction.volume import Volume
 
-REAL_KNEE = Path(__file__).resolve().parents[2] / "../shared/data/real-knee-mri-labels.nrrd"
+REAL_KNEE = real_knee_labels_path()
 SPACING_MM = 0.5
 
 
@@ -160,3 +161,12 @@ def test_extending_the_label_field_continues_the_shaft_and_keeps_every_voxel_in_
     # the shaft continues beyond both cuts; nothing new appears beside it
     assert (extended.array[12:16, :, 12:16] == 5).all()
     assert extended.array.sum() == 5 * 16 * 50
+
+
+def test_real_knee_path_is_beside_the_checkout_unless_configured(monkeypatch, tmp_path) -> None:
+    monkeypatch.delenv("REAL_KNEE_LABELS", raising=False)
+    repo_root = Path(__file__).resolve().parents[2]
+    expected = repo_root.parent / "shared" / "data" / "real-knee-mri-labels.nrrd"
+    assert real_knee_labels_path() == expected
+    monkeypatch.setenv("REAL_KNEE_LABELS", str(tmp_path / "knee.nrrd"))
+    assert real_knee_labels_path() == tmp_path / "knee.nrrd"

@@ -12,8 +12,9 @@ from PIL import Image
 from evaluation.alignment import analyse_knee
 from evaluation.alignment.labels import meshes_from_labels
 from evaluation.alignment.overlay import overlay_ap_image, render_frontal
+from reconstruction.pseudoct import real_knee_labels_path
 
-DATA = Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "real-knee-mri-labels.nrrd"
+DATA = real_knee_labels_path()
 LABELS = {"femur": 5, "tibia": 6, "patella": 7, "fibula": 8}
 
 pytestmark = pytest.mark.slow

@@ -5,16 +5,15 @@ version of themselves (label eroded by one voxel, smoothed): every metric must e
 signed mean must say "smaller", and a bone against itself must give zero.
 """
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import trimesh
 from scipy import ndimage
 
 from evaluation.surface import compare_pairs
+from reconstruction.pseudoct import real_knee_labels_path
 
-LABELS = Path(__file__).resolve().parents[4] / "shared" / "data" / "real-knee-mri-labels.nrrd"
+LABELS = real_knee_labels_path()
 BONES = {"patella": 7, "fibula": 8}
 
 pytestmark = pytest.mark.skipif(

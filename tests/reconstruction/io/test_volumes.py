@@ -13,9 +13,10 @@ import SimpleITK as sitk
 
 from reconstruction.errors import CorruptFileError, GeometryError, ModalityError, SeriesError
 from reconstruction.io import read_volume, write_dicom_series, write_nifti, write_nrrd
+from reconstruction.pseudoct import real_knee_labels_path
 from reconstruction.volume import Volume
 
-REAL_KNEE = Path(__file__).resolve().parents[3] / "../shared/data/real-knee-mri-labels.nrrd"
+REAL_KNEE = real_knee_labels_path()
 
 
 def oblique_ct(shape: tuple[int, int, int] = (12, 10, 7), spacing=(0.7, 0.9, 2.5)) -> Volume:

@@ -6,18 +6,17 @@ are the expert labels meshed with the same settings (no exact mesh exists for it
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from reconstruction.meshing import mesh_from_mask
+from reconstruction.pseudoct import real_knee_labels_path
 from reconstruction.segment_ct import reconstruct_from_ct
 from reconstruction.segmentation import BONE_LABELS, segment
 from reconstruction.volume import Volume
 from tests.reconstruction.segmentation.helpers import assd, dice
 
-REAL_KNEE = Path(__file__).resolve().parents[3].parent / "shared/data/real-knee-mri-labels.nrrd"
+REAL_KNEE = real_knee_labels_path()
 # Looser than the study targets (femur/tibia 1.0 mm, fibula/patella 1.5 mm).
 ASSD_BOUND_MM = {"femur": 1.5, "tibia": 1.5, "fibula": 2.0, "patella": 2.0}
 

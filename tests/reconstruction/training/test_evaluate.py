@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from reconstruction.training.evaluate import SLAB_SUFFIX, markdown_table, summarise
@@ -60,3 +62,31 @@ def test_real_knee_sections_needs_the_real_knee_pair_first(tmp_path, capsys) -> 
     assert stopped.value.code == 2
     assert "run real-knee" in capsys.readouterr().err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("command", ["real-knee", "teacher-real-knee"])
+def test_real_knee_commands_say_where_the_knee_is_missing(
+    command: str, monkeypatch, tmp_path, capsys
+) -> None:
+    from reconstruction.training.evaluate import main
+
+    monkeypatch.setenv("REAL_KNEE_LABELS", str(tmp_path / "absent.nrrd"))
+    out = tmp_path / "result.json"
+    arguments = [command, "--out", str(out)]
+    if command == "real-knee":
+        arguments += ["--checkpoint", str(tmp_path / "model.pt")]
+    with pytest.raises(SystemExit) as stopped:
+        main(arguments)
+    assert stopped.value.code == 2
+    assert "absent.nrrd" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_write_json_replaces_whole_and_leaves_no_temporary(tmp_path) -> None:
+    from reconstruction.training.evaluate import write_json
+
+    target = tmp_path / "results" / "r.json"
+    write_json(target, {"a": 1})
+    write_json(target, {"b": [1, 2]})
+    assert json.loads(target.read_text()) == {"b": [1, 2]}
+    assert [p.name for p in target.parent.iterdir()] == ["r.json"]
