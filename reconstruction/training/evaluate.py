@@ -293,6 +293,8 @@ def evaluate_teacher(teacher_path: str, seeds: list[int]) -> dict:
 
 
 REAL_KNEE_EDGE_MARGIN_MM = 8.0  # keeps the label map's flat end caps out of the ROI
+REPEAT_SHIFT_MM = 5.0  # a repeated acquisition's isocentre offset per axis, at most
+REPEAT_TURN_DEG = 5.0  # and its first view's rotation about the limb axis, at most
 
 
 def real_knee(
@@ -300,6 +302,7 @@ def real_knee(
     work: Path,
     separations: tuple[float, ...] = (90.0, 60.0),
     extend: bool = True,
+    repeats: int = 1,
 ) -> dict:
     """Pseudo-CT from the real knee labels -> DRRs -> reconstruction vs the label meshes.
 
@@ -307,7 +310,9 @@ def real_knee(
     (pseudoct.extend_label_field) so that the radiographs show no scan box, and the "_slab"
     metrics are taken where the labels are the truth: the map's own z range, less
     REAL_KNEE_EDGE_MARGIN_MM at each end (both surfaces cropped there). The whole-field
-    metrics compare with the truncated label meshes as before."""
+    metrics compare with the truncated label meshes as before. With `repeats` > 1 each
+    separation is also acquired again with the knee placed differently
+    (real_knee_drr_settings), and "sepN_spread" gives the metrics' spread over them."""
     from evaluation.surface import Slab
     from reconstruction.meshing import meshes_from_labels
     from reconstruction.pseudoct import (
@@ -327,16 +332,57 @@ def real_knee(
         centre = (0.0, 0.0, 0.5 * (z_lo + z_hi))
         roi = Slab(centre=centre, below=half, above=half)
     ct = pseudo_ct_from_labels(source)
-    results = {"extended_field": extend}
+    results: dict = {"extended_field": extend, "repeats": repeats}
     for separation in separations:
-        settings = DRRSettings(separation_deg=separation, seed=11, isocentre_mm=bone_centre(ct))
-        pair = simulate_pair(ct, settings)
-        pair_dir = work / f"real_sep{separation:g}{'_extended' if extend else ''}"
-        write_xray_pair(pair_dir, [v.image for v in pair.views], [v.geometry for v in pair.views])
-        row = evaluate_pair_dir(pair_dir, truth, checkpoint, roi=roi)
-        results[f"sep{separation:g}"] = row
-        print(f"real knee {separation:g}: {row}", flush=True)
+        rows = []
+        for repeat in range(repeats):
+            settings = real_knee_drr_settings(bone_centre(ct), separation, repeat)
+            pair = simulate_pair(ct, settings)
+            name = f"sep{separation:g}" + (f"_r{repeat}" if repeat else "")
+            pair_dir = work / f"real_{name}{'_extended' if extend else ''}"
+            images, geometries = [v.image for v in pair.views], [v.geometry for v in pair.views]
+            write_xray_pair(pair_dir, images, geometries)
+            rows.append(evaluate_pair_dir(pair_dir, truth, checkpoint, roi=roi))
+            results[name] = rows[-1]
+            print(f"real knee {name}: {rows[-1]}", flush=True)
+        if repeats > 1:
+            results[f"sep{separation:g}_spread"] = metric_spread(rows)
     return results
+
+
+def real_knee_drr_settings(
+    centre: tuple[float, float, float], separation: float, repeat: int
+) -> DRRSettings:
+    """Repeat 0 is the fixed protocol (beam on the bones' centre, first view at 0 deg, noise
+    seed 11); each further repeat is another acquisition of the same knee: the isocentre
+    moved up to REPEAT_SHIFT_MM per axis, the first view turned up to REPEAT_TURN_DEG, other
+    quantum noise (all seeded by the repeat)."""
+    if repeat == 0:
+        return DRRSettings(separation_deg=separation, seed=11, isocentre_mm=centre)
+    rng = np.random.default_rng([11, repeat])
+    shift = rng.uniform(-REPEAT_SHIFT_MM, REPEAT_SHIFT_MM, 3)
+    return DRRSettings(
+        separation_deg=separation,
+        first_angle_deg=float(rng.uniform(-REPEAT_TURN_DEG, REPEAT_TURN_DEG)),
+        seed=11 + repeat,
+        isocentre_mm=tuple(float(c + d) for c, d in zip(centre, shift, strict=True)),
+    )
+
+
+def metric_spread(rows: list[dict]) -> dict:
+    """Per bone and region, mean / sd / min / max of Dice and ASSD over repeated acquisitions."""
+    spread: dict = {}
+    for key in [k for k in rows[0] if isinstance(rows[0][k], dict)]:
+        spread[key] = {}
+        for metric in ("dice", "assd"):
+            values = np.array([row[key][metric] for row in rows])
+            spread[key][metric] = {
+                "mean": float(values.mean()),
+                "sd": float(values.std(ddof=1)),
+                "min": float(values.min()),
+                "max": float(values.max()),
+            }
+    return spread
 
 
 def real_knee_sections(
@@ -427,6 +473,13 @@ def real_knee_ct(teacher_path: str | None = None) -> dict:
     return out
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m reconstruction.training.evaluate")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -458,6 +511,13 @@ def main(argv: list[str] | None = None) -> int:
         "--truncated",
         action="store_true",
         help="project the label map as it is (its scan box shows in the radiographs)",
+    )
+    real.add_argument(
+        "--repeats",
+        type=_positive_int,
+        default=1,
+        help="acquisitions per separation: 1 = the fixed protocol; more adds others of the "
+        "same knee (isocentre +-5 mm, first view +-5 deg, other noise) and their spread",
     )
     teacher = commands.add_parser("teacher")
     teacher.add_argument("--checkpoint", required=True)
@@ -534,7 +594,9 @@ def main(argv: list[str] | None = None) -> int:
             args.checkpoint, args.testset, args.cases, args.conditions.split(","), args.slab_mm
         )
     else:
-        result = real_knee(args.checkpoint, args.work, extend=not args.truncated)
+        result = real_knee(
+            args.checkpoint, args.work, extend=not args.truncated, repeats=args.repeats
+        )
     write_json(args.out, result)
     return 0
 

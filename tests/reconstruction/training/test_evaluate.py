@@ -1,9 +1,11 @@
-"""The held-out evaluation's summary tables: whole field of view and the slab both views show."""
+"""The held-out evaluation: summary tables (whole field and imaged slab), the real knee's
+repeated acquisitions, and its command-line errors."""
 
 from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from reconstruction.training.evaluate import SLAB_SUFFIX, markdown_table, summarise
@@ -90,3 +92,52 @@ def test_write_json_replaces_whole_and_leaves_no_temporary(tmp_path) -> None:
     write_json(target, {"b": [1, 2]})
     assert json.loads(target.read_text()) == {"b": [1, 2]}
     assert [p.name for p in target.parent.iterdir()] == ["r.json"]
+
+
+def test_real_knee_repeat_zero_is_the_fixed_protocol_and_others_vary_within_bounds() -> None:
+    from reconstruction.training.evaluate import (
+        REPEAT_SHIFT_MM,
+        REPEAT_TURN_DEG,
+        real_knee_drr_settings,
+    )
+
+    centre = (1.0, -2.0, 30.0)
+    fixed = real_knee_drr_settings(centre, 60.0, 0)
+    assert (fixed.seed, fixed.first_angle_deg, fixed.isocentre_mm) == (11, 0.0, centre)
+    assert fixed.separation_deg == 60.0
+    repeats = [real_knee_drr_settings(centre, 90.0, r) for r in range(1, 9)]
+    assert repeats[0] == real_knee_drr_settings(centre, 90.0, 1)  # seeded
+    assert len({r.seed for r in repeats}) == 8 and 11 not in {r.seed for r in repeats}
+    shifts = np.array([np.subtract(r.isocentre_mm, centre) for r in repeats])
+    turns = np.array([r.first_angle_deg for r in repeats])
+    assert np.all(np.abs(shifts) <= REPEAT_SHIFT_MM) and np.abs(shifts).max() > 0.5
+    assert np.all(np.abs(turns) <= REPEAT_TURN_DEG) and np.abs(turns).max() > 0.5
+    assert all(r.separation_deg == 90.0 for r in repeats)
+
+
+def test_metric_spread_summarises_each_bone_over_repeats() -> None:
+    from reconstruction.training.evaluate import metric_spread
+
+    rows = [
+        {"evaluations": 10, "femur": _metrics(0.90, 1.0), "femur_slab": _metrics(0.92, 0.8)},
+        {"evaluations": 12, "femur": _metrics(0.94, 2.0), "femur_slab": _metrics(0.96, 0.6)},
+        {"evaluations": 11, "femur": _metrics(0.92, 3.0), "femur_slab": _metrics(0.94, 0.7)},
+    ]
+    spread = metric_spread(rows)
+    assert set(spread) == {"femur", "femur_slab"}
+    assert spread["femur"]["assd"] == pytest.approx(
+        {"mean": 2.0, "sd": 1.0, "min": 1.0, "max": 3.0}
+    )
+    assert spread["femur_slab"]["dice"]["mean"] == pytest.approx(0.94)
+    assert spread["femur_slab"]["dice"]["sd"] == pytest.approx(0.02)
+
+
+def test_real_knee_refuses_fewer_than_one_repeat(tmp_path, capsys) -> None:
+    from reconstruction.training.evaluate import main
+
+    out = tmp_path / "r.json"
+    with pytest.raises(SystemExit) as stopped:
+        main(["real-knee", "--checkpoint", "m.pt", "--repeats", "0", "--out", str(out)])
+    assert stopped.value.code == 2
+    assert "at least 1" in capsys.readouterr().err
+    assert not out.exists()
