@@ -392,26 +392,31 @@ def real_knee_sections(
     testset: Path | None = None,
     n_phantoms: int = 6,
     separation: float = 90.0,
+    view: str = "axial",
 ) -> Path:
     """The real femur's axial sections against each checkpoint's reconstruction of the
-    `pair_dir` radiographs and the first `n_phantoms` femurs of `testset`."""
+    `pair_dir` radiographs and the first `n_phantoms` femurs of `testset`; with `view`
+    "sagittal", sections through the patella and the femur behind it instead."""
     from reconstruction.meshing import meshes_from_labels
     from reconstruction.pseudoct import CANONICAL_BONE_LABELS, canonical_labels_from_real_knee
     from reconstruction.reconstruct_xray import reconstruct_from_xray
-    from reconstruction.training.sections import femur_sections_figure
+    from reconstruction.training.sections import femur_sections_figure, patellofemoral_figure
 
     labels = canonical_labels_from_real_knee(read_real_knee_labels())
-    truth = meshes_from_labels(labels, {"femur": CANONICAL_BONE_LABELS["femur"]})["femur"]
+    bones = ("femur",) if view == "axial" else ("femur", "patella")
+    truth = meshes_from_labels(labels, {b: CANONICAL_BONE_LABELS[b] for b in bones})
     pair = read_xray_pair(pair_dir)
-    reconstructions = [
-        (Path(c).stem, reconstruct_from_xray(pair, c)[0]["femur"]) for c in checkpoints
-    ]
+    reconstructions = [(Path(c).stem, reconstruct_from_xray(pair, c)[0]) for c in checkpoints]
+    if view == "sagittal":
+        title = f"real knee, {separation:g} deg pair: sagittal sections through the patella"
+        return patellofemoral_figure(truth, out, reconstructions, title=title)
     phantoms = []
     if testset is not None:
         files = sorted(testset.glob("test_*/truth_femur.stl"))[:n_phantoms]
         phantoms = [trimesh.load(f) for f in files]
     title = f"real knee femur, {separation:g} deg pair: axial sections"
-    return femur_sections_figure(truth, out, reconstructions, phantoms, title=title)
+    femurs = [(name, meshes["femur"]) for name, meshes in reconstructions]
+    return femur_sections_figure(truth["femur"], out, femurs, phantoms, title=title)
 
 
 def teacher_table(result: dict) -> str:
@@ -527,13 +532,19 @@ def main(argv: list[str] | None = None) -> int:
     teacher_real.add_argument("--checkpoint", default=None, help="default: the shipped teacher")
     teacher_real.add_argument("--out", type=Path, required=True)
     sections = commands.add_parser(
-        "real-knee-sections", help="a PNG of femur sections: truth, reconstructions, phantoms"
+        "real-knee-sections", help="a PNG of sections: truth, reconstructions (and phantoms)"
     )
     sections.add_argument("--checkpoint", action="append", default=[], help="repeatable")
     sections.add_argument("--work", type=Path, default=Path("var/cache/realknee"))
     sections.add_argument("--separation", type=float, default=90.0)
     sections.add_argument("--testset", type=Path, default=None, help="phantoms drawn in grey")
     sections.add_argument("--phantoms", type=int, default=6)
+    sections.add_argument(
+        "--view",
+        choices=("axial", "sagittal"),
+        default="axial",
+        help="axial femur sections (with phantoms) or sagittal ones through the patella",
+    )
     sections.add_argument("--out", type=Path, required=True)
     table = commands.add_parser("table")
     table.add_argument("results", type=Path, nargs="+")
@@ -576,7 +587,13 @@ def main(argv: list[str] | None = None) -> int:
         if not (pair_dir / "geometry.json").exists():
             parser.error(f"no real-knee pair at {pair_dir}: run real-knee with --work first")
         written = real_knee_sections(
-            args.checkpoint, pair_dir, args.out, args.testset, args.phantoms, args.separation
+            args.checkpoint,
+            pair_dir,
+            args.out,
+            args.testset,
+            args.phantoms,
+            args.separation,
+            args.view,
         )
         print(f"wrote {written}")
         return 0

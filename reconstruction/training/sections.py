@@ -1,5 +1,6 @@
 """Axial sections of the distal femur: the real knee's truth, its reconstruction and a family
-of phantoms, each aligned at its own distal end and posterior condylar line.
+of phantoms, each aligned at its own distal end and posterior condylar line; and sagittal
+sections through the patella and the femur behind it.
 
 This is the picture behind the phantom variations: where the real bone lies outside what the
 generator draws, the student draws the generator's shape. Patient coordinates (LPS, mm):
@@ -21,6 +22,7 @@ import trimesh  # noqa: E402
 
 HEIGHTS_MM = (8.0, 15.0, 30.0)  # above the distal end
 CONDYLE_BAND_MM = 30.0  # where the posterior condylar line and the centre are taken
+PATELLA_OFFSETS_MM = (-10.0, 0.0, 10.0)  # sagittal planes, from the patella's centroid
 
 
 def aligned_femur(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
@@ -69,6 +71,56 @@ def femur_sections_figure(
     if phantoms:
         title += f" (grey: {len(phantoms)} phantoms)"
     fig.suptitle(title)
+    return _save_png(fig, out)
+
+
+def sagittal_outlines(mesh: trimesh.Trimesh, x_mm: float) -> list[np.ndarray]:
+    """The closed (y, z) outlines of the sagittal section at patient x = `x_mm`."""
+    section = mesh.section(plane_origin=(x_mm, 0.0, 0.0), plane_normal=(1.0, 0.0, 0.0))
+    if section is None:
+        return []
+    return [np.asarray(line)[:, 1:] for line in section.discrete]
+
+
+def patellofemoral_figure(
+    truth: dict[str, trimesh.Trimesh],
+    out: Path,
+    reconstructions: Sequence[tuple[str, dict[str, trimesh.Trimesh]]] = (),
+    offsets_mm: Sequence[float] = PATELLA_OFFSETS_MM,
+    title: str = "real knee: sagittal sections through the patella",
+) -> Path:
+    """Write a PNG of sagittal sections through the patella (its centroid's x plus each
+    offset): the true femur and patella in black, each reconstruction's in its colour,
+    patellae dashed. All in the same patient coordinates, so nothing is aligned."""
+    colours = ("tab:red", "tab:blue", "tab:green", "tab:orange")
+    layers = [(truth, "black", 1.8, "truth")]
+    layers += [(m, c, 1.2, label) for (label, m), c in zip(reconstructions, colours, strict=False)]
+    centre_x = float(truth["patella"].center_mass[0])
+    fig, axes = plt.subplots(1, len(offsets_mm), figsize=(5.0 * len(offsets_mm), 6.0))
+    for ax, offset in zip(np.atleast_1d(axes), offsets_mm, strict=True):
+        for meshes, colour, width, label in layers:
+            for bone, style in (("femur", "-"), ("patella", "--")):
+                if bone not in meshes:
+                    continue
+                outlines = sagittal_outlines(meshes[bone], centre_x + offset)
+                for index, outline in enumerate(outlines):
+                    name = f"{label} {bone}" if index == 0 else None
+                    ax.plot(*outline.T, color=colour, lw=width, ls=style, label=name)
+        ax.set_title(f"x = patella centre {offset:+g} mm")
+        ax.set_xlabel("y (mm, posterior right)")
+        ax.set_ylabel("z (mm, superior up)")
+        ax.set_aspect("equal")
+    named: dict = {}  # one legend entry per layer and bone, from whichever panel has it
+    for ax in np.atleast_1d(axes):
+        for handle, name in zip(*ax.get_legend_handles_labels(), strict=True):
+            named.setdefault(name, handle)
+    np.atleast_1d(axes)[0].legend(named.values(), named.keys(), loc="lower left", fontsize=7)
+    fig.suptitle(title)
+    return _save_png(fig, out)
+
+
+def _save_png(fig: plt.Figure, out: Path) -> Path:
+    """Written to a temporary name, then renamed: never a half-written figure."""
     out.parent.mkdir(parents=True, exist_ok=True)
     temporary = out.with_name(out.name + ".part")
     fig.savefig(temporary, dpi=80, format="png", bbox_inches="tight")

@@ -1,4 +1,4 @@
-"""Femur section figures: alignment, outlines and the written PNG."""
+"""Section figures: femur alignment, axial and sagittal outlines and the written PNGs."""
 
 from __future__ import annotations
 
@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 import trimesh
 
-from reconstruction.training.sections import aligned_femur, femur_sections_figure, section_outlines
+from reconstruction.training.sections import (
+    aligned_femur,
+    femur_sections_figure,
+    patellofemoral_figure,
+    sagittal_outlines,
+    section_outlines,
+)
 
 
 def _condyles(offset=(0.0, 0.0, 0.0)) -> trimesh.Trimesh:
@@ -44,3 +50,24 @@ def test_the_figure_is_a_png_written_whole(tmp_path) -> None:
     femur_sections_figure(_condyles(), out, [("model", reconstruction)], [_condyles()])
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert [p.name for p in out.parent.iterdir()] == ["sections.png"]
+
+
+def test_sagittal_outlines_are_the_meshes_y_z_sections_at_that_x() -> None:
+    ball = trimesh.creation.icosphere(subdivisions=4, radius=12.0).apply_translation((-70, -50, 25))
+    (outline,) = sagittal_outlines(ball, -70.0 + 8.0)
+    radius = np.sqrt(12.0**2 - 8.0**2)
+    assert np.allclose(outline.mean(axis=0), (-50.0, 25.0), atol=0.3)
+    assert np.allclose(np.linalg.norm(outline - (-50.0, 25.0), axis=1), radius, atol=0.3)
+    assert sagittal_outlines(ball, 0.0) == []
+
+
+def test_the_patellofemoral_figure_is_a_png_written_whole(tmp_path) -> None:
+    patella = trimesh.creation.icosphere(subdivisions=3, radius=10.0).apply_translation(
+        (0, -40, 30)
+    )
+    truth = {"femur": _condyles(), "patella": patella}
+    model = {"femur": _condyles(offset=(0.0, 1.0, 0.0)), "patella": patella.copy()}
+    out = tmp_path / "figs" / "sagittal.png"
+    patellofemoral_figure(truth, out, [("model", model)])
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [p.name for p in out.parent.iterdir()] == ["sagittal.png"]
