@@ -333,10 +333,11 @@ def real_knee(
         roi = Slab(centre=centre, below=half, above=half)
     ct = pseudo_ct_from_labels(source)
     results: dict = {"extended_field": extend, "repeats": repeats}
+    beam_centre = bone_centre(ct)
     for separation in separations:
         rows = []
         for repeat in range(repeats):
-            settings = real_knee_drr_settings(bone_centre(ct), separation, repeat)
+            settings = real_knee_drr_settings(beam_centre, separation, repeat)
             pair = simulate_pair(ct, settings)
             name = f"sep{separation:g}" + (f"_r{repeat}" if repeat else "")
             pair_dir = work / f"real_{name}{'_extended' if extend else ''}"

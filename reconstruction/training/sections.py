@@ -20,6 +20,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import trimesh  # noqa: E402
 
+from reconstruction.io._atomic import write_atomic  # noqa: E402
+
 HEIGHTS_MM = (8.0, 15.0, 30.0)  # above the distal end
 CONDYLE_BAND_MM = 30.0  # where the posterior condylar line and the centre are taken
 PATELLA_OFFSETS_MM = (-10.0, 0.0, 10.0)  # sagittal planes, from the patella's centroid
@@ -37,10 +39,7 @@ def aligned_femur(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
 
 def section_outlines(mesh: trimesh.Trimesh, height_mm: float) -> list[np.ndarray]:
     """The closed (x, y) outlines of the axial section at `height_mm`."""
-    section = mesh.section(plane_origin=(0.0, 0.0, height_mm), plane_normal=(0.0, 0.0, 1.0))
-    if section is None:
-        return []
-    return [np.asarray(line)[:, :2] for line in section.discrete]
+    return _plane_outlines(mesh, axis=2, position_mm=height_mm)
 
 
 def femur_sections_figure(
@@ -76,10 +75,18 @@ def femur_sections_figure(
 
 def sagittal_outlines(mesh: trimesh.Trimesh, x_mm: float) -> list[np.ndarray]:
     """The closed (y, z) outlines of the sagittal section at patient x = `x_mm`."""
-    section = mesh.section(plane_origin=(x_mm, 0.0, 0.0), plane_normal=(1.0, 0.0, 0.0))
+    return _plane_outlines(mesh, axis=0, position_mm=x_mm)
+
+
+def _plane_outlines(mesh: trimesh.Trimesh, axis: int, position_mm: float) -> list[np.ndarray]:
+    """Closed outlines where the plane normal to patient `axis` at `position_mm` cuts the
+    mesh, in the two remaining coordinates (in axis order)."""
+    normal = np.eye(3)[axis]
+    section = mesh.section(plane_origin=normal * position_mm, plane_normal=normal)
     if section is None:
         return []
-    return [np.asarray(line)[:, 1:] for line in section.discrete]
+    kept = [i for i in range(3) if i != axis]
+    return [np.asarray(line)[:, kept] for line in section.discrete]
 
 
 def patellofemoral_figure(
@@ -121,9 +128,9 @@ def patellofemoral_figure(
 
 def _save_png(fig: plt.Figure, out: Path) -> Path:
     """Written to a temporary name, then renamed: never a half-written figure."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    temporary = out.with_name(out.name + ".part")
-    fig.savefig(temporary, dpi=80, format="png", bbox_inches="tight")
-    plt.close(fig)
-    temporary.replace(out)
-    return out
+    try:
+        return write_atomic(
+            out, lambda temporary: fig.savefig(temporary, dpi=80, format="png", bbox_inches="tight")
+        )
+    finally:
+        plt.close(fig)
