@@ -55,8 +55,12 @@ def test_build_test_refuses_an_out_of_range_strength(option: str, tmp_path, caps
     assert not (tmp_path / "set").exists()  # nothing written
 
 
-def test_real_knee_sections_needs_the_real_knee_pair_first(tmp_path, capsys) -> None:
+def test_real_knee_sections_needs_the_real_knee_pair_first(tmp_path, capsys, monkeypatch) -> None:
     from reconstruction.training.evaluate import main
+
+    labels = tmp_path / "knee.nrrd"  # present, so only the missing pair is at fault
+    labels.write_bytes(b"")
+    monkeypatch.setenv("REAL_KNEE_LABELS", str(labels))
 
     out = tmp_path / "sections.png"
     with pytest.raises(SystemExit) as stopped:
