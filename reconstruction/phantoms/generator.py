@@ -15,7 +15,7 @@ from reconstruction.phantoms.ct import Materials, add_noise, simulate_fields, to
 from reconstruction.phantoms.femur import vary_condyles, vary_femur, vary_trochlea
 from reconstruction.phantoms.findings import Findings, apply_findings
 from reconstruction.phantoms.params import KneeParams, PhantomParameterError, sample_params
-from reconstruction.phantoms.patella import vary_patella
+from reconstruction.phantoms.patella import vary_patella, vary_patella_form
 from reconstruction.phantoms.sdf import Array, Box, Grid, Intersect, sample_narrow_band
 from reconstruction.phantoms.soft_tissue import vary_soft_tissue
 from reconstruction.phantoms.tibia import vary_tibia
@@ -104,6 +104,7 @@ VARIATION_EXTRAS = (
     "tibia",
     "condyles",
     "trochlea",
+    "patella_form",
 )
 
 
@@ -134,6 +135,7 @@ def generate_case(
     tibia: float = 0.0,
     condyles: float = 0.0,
     trochlea: float = 0.0,
+    patella_form: float = 0.0,
 ) -> PhantomCase:
     """One deterministic phantom: same parameters (seed) -> identical arrays.
 
@@ -144,7 +146,8 @@ def generate_case(
     (phantoms.femur) and `tibia` > 0 a seeded posterior recess below the plateau
     (phantoms.tibia) and `condyles` > 0 seeded squarer distal condyles
     (phantoms.femur.vary_condyles) and `trochlea` > 0 a seeded lower trochlea
-    (phantoms.femur.vary_trochlea), all for training."""
+    (phantoms.femur.vary_trochlea) and `patella_form` > 0 seeded patellar proportions,
+    tilt and seating (phantoms.patella.vary_patella_form), all for training."""
     params = _as_params(params_or_seed)
     spacing_t = tuple(float(s) for s in spacing)
     if len(spacing_t) != 3 or min(spacing_t) < 0.2 or max(spacing_t) > 4.0:
@@ -159,6 +162,7 @@ def generate_case(
     anatomy = vary_condyles(anatomy, condyles)  # before the patella: it slides to the femur
     anatomy = vary_trochlea(anatomy, trochlea)  # adds bone only in front of the notch
     anatomy = vary_patella(anatomy, patella)  # before the warp: it needs the ellipsoid
+    anatomy = vary_patella_form(anatomy, patella_form)  # keeps vary_patella's exponent
     anatomy = vary_anatomy(anatomy, variation)
     anatomy = vary_soft_tissue(anatomy, soft_tissue)  # after the warp: on the final limb
     lo, hi = field_of_view(anatomy, fov)

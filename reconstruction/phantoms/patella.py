@@ -19,6 +19,19 @@ each case, seeded:
 
 The outer dimensions (the parameters' width, thickness and height) are kept. The femur,
 tibia and fibula are untouched; the patella's label, mesh and landmark follow the new shape.
+
+The generator scales one patella (34 x 45 x 22 mm, height x width x thickness) by one
+factor, so every phantom's height/width ratio is 0.76; the real knee's patella is 39 x 42 x
+21 mm (0.93), and it sits 5.6 mm into the trochlear groove where the phantoms' sit -0.7 to
+5.1 mm (model card, 2026-12-06). A student trained with a deeper trochlea gave the back of
+that taller, slimmer, deeper-seated patella to the background. `vary_patella_form` gives each
+case, seeded, other proportions and seating:
+- taller by up to 30 % * share (or 5 % shorter), its lower pole kept where it was (the real
+  lower pole is higher than the phantoms', not lower);
+- up to 12 % * share narrower (or 5 % wider) and up to 18 % * share thinner (or 5 % thicker);
+- turned about its transverse axis by up to +-10 * share degrees (sagittal tilt);
+- a patello-femoral cartilage gap from the generator's 4 mm down to 4 - 2 * share mm;
+- slid along its thickness axis back into contact with the femur at that gap.
 """
 
 from __future__ import annotations
@@ -35,7 +48,7 @@ from reconstruction.phantoms.anatomy import (
     ellipsoid_surface_samples,
     slide_to_contact,
 )
-from reconstruction.phantoms.sdf import Array, Ellipsoid, rigid
+from reconstruction.phantoms.sdf import Array, Ellipsoid, rigid, rotation_about_axis
 from reconstruction.phantoms.variation import seeded_share
 
 PATELLA_VERSION = 2  # 2: with the patellar height (cache keys name it)
@@ -47,6 +60,13 @@ BASE_CORTEX_MM = 1.0
 MAX_RISE_MM = 12.0  # at share 1, raised up to this
 MAX_DROP_MM = 4.0  # at share 1, lowered up to this
 SLIDE_START_MM = 60.0  # the search starts this far in front of the femur
+FORM_STREAM = 20  # rng stream [seed, 20] of vary_patella_form
+MAX_PATELLA_FORM_VARIATION = 3.0
+TALLER = (-0.05, 0.30)  # height x 1 + share * U(these)
+NARROWER = (-0.05, 0.12)  # width x 1 - share * U(these)
+THINNER = (-0.05, 0.18)  # thickness x 1 - share * U(these)
+MAX_SAGITTAL_TILT_DEG = 10.0  # at share 1, turned by U(-this, this) about local x
+MAX_GAP_REDUCTION_MM = 2.0  # at share 1, the cartilage gap down to PATELLA_GAP - this
 
 
 def vary_patella(anatomy: KneeAnatomy, strength: float) -> KneeAnatomy:
@@ -93,13 +113,72 @@ def vary_patella(anatomy: KneeAnatomy, strength: float) -> KneeAnatomy:
     )
 
 
-def _in_contact(femur: Bone, shape: Ellipsoid, pose: Array, rise: float) -> Array:
+def vary_patella_form(anatomy: KneeAnatomy, strength: float) -> KneeAnatomy:
+    """The anatomy with seeded patellar proportions, sagittal tilt and seating (see the
+    module's docstring); strength 0 returns it unchanged.
+
+    Each case draws share = min(1, u * strength), u ~ U(0, 1), then each change uniformly
+    within what that share allows. It keeps the patella's superellipsoid exponent and cortex
+    (phantoms.patella.vary_patella, when that ran first)."""
+    seeded = seeded_share(
+        anatomy, strength, MAX_PATELLA_FORM_VARIATION, FORM_STREAM, "patella form variation"
+    )
+    if seeded is None:
+        return anatomy
+    patella = anatomy.bones["patella"]
+    if not isinstance(patella.local_shape, Ellipsoid):
+        raise TypeError("patella form variation expects the generator's ellipsoid patella")
+    rng, share = seeded
+    factors = np.array(
+        [
+            1.0 - share * float(rng.uniform(*NARROWER)),
+            1.0 - share * float(rng.uniform(*THINNER)),
+            1.0 + share * float(rng.uniform(*TALLER)),
+        ]
+    )
+    tilt_deg = share * float(rng.uniform(-MAX_SAGITTAL_TILT_DEG, MAX_SAGITTAL_TILT_DEG))
+    gap = PATELLA_GAP - share * MAX_GAP_REDUCTION_MM * float(rng.uniform())
+    radii = np.asarray(patella.local_shape.radii, dtype=float)
+    new_radii = radii * factors
+    shape = dataclasses.replace(patella.local_shape, radii=new_radii)
+    # the lower pole stays: the centre moves up by the change of the half-height
+    turned = patella.patient_from_local @ rigid(
+        rotation_about_axis((1.0, 0.0, 0.0), tilt_deg), (0.0, 0.0, new_radii[2] - radii[2])
+    )
+    pose = _in_contact(anatomy.bones["femur"], shape, turned, 0.0, gap)
+    bones = dict(anatomy.bones)
+    bones["patella"] = dataclasses.replace(
+        patella,
+        local_shape=shape,
+        patient_from_local=pose,
+        local_bounds=(-new_radii - 1.0, new_radii + 1.0),
+    )
+    landmarks = dict(anatomy.landmarks)
+    landmarks["patella_centre"] = pose[:3, 3].copy()
+    transforms = dict(anatomy.transforms)
+    transforms["patient_from_patella"] = pose
+    extras = dict(anatomy.extras)
+    extras["patella_form"] = {
+        "share": share,
+        "size_factors": factors.tolist(),  # width, thickness, height
+        "sagittal_tilt_deg": tilt_deg,
+        "gap_mm": gap,
+        "moved_mm": float(np.linalg.norm(pose[:3, 3] - patella.patient_from_local[:3, 3])),
+    }
+    return dataclasses.replace(
+        anatomy, bones=bones, landmarks=landmarks, transforms=transforms, extras=extras
+    )
+
+
+def _in_contact(
+    femur: Bone, shape: Ellipsoid, pose: Array, rise: float, gap: float = PATELLA_GAP
+) -> Array:
     """The pose raised `rise` mm along the patella's long axis (local z), then moved along
-    its thickness axis (local y, towards the femur) until the new shape lies PATELLA_GAP
-    from the femur."""
+    its thickness axis (local y, towards the femur) until the new shape lies `gap` from the
+    femur."""
     samples = ellipsoid_surface_samples(np.asarray(shape.radii), 600, shape.exponent)
     towards_femur = pose[:3, :3] @ np.array([0.0, 1.0, 0.0])
     upwards = pose[:3, :3] @ np.array([0.0, 0.0, 1.0])
     far = rigid(None, rise * upwards - SLIDE_START_MM * towards_femur) @ pose
-    travel = slide_to_contact(femur.shape, samples, far, towards_femur, PATELLA_GAP)
+    travel = slide_to_contact(femur.shape, samples, far, towards_femur, gap)
     return rigid(None, travel * towards_femur) @ far

@@ -50,7 +50,11 @@ from reconstruction.phantoms.femur import (
 )
 from reconstruction.phantoms.generator import field_of_view, generate_case
 from reconstruction.phantoms.params import sample_params
-from reconstruction.phantoms.patella import MAX_PATELLA_VARIATION, PATELLA_VERSION
+from reconstruction.phantoms.patella import (
+    MAX_PATELLA_FORM_VARIATION,
+    MAX_PATELLA_VARIATION,
+    PATELLA_VERSION,
+)
 from reconstruction.phantoms.soft_tissue import MAX_SOFT_TISSUE
 from reconstruction.phantoms.tibia import MAX_TIBIA_VARIATION
 from reconstruction.phantoms.variation import MAX_STRENGTH, vary_anatomy
@@ -102,6 +106,8 @@ class DataSettings:
     condyle_variation: float = 0.0
     # phantoms.femur.vary_trochlea strength: a lower trochlea, longer condyles (0: none)
     trochlea_variation: float = 0.0
+    # phantoms.patella.vary_patella_form strength: taller, slimmer, deeper patellae (0: none)
+    patella_form_variation: float = 0.0
 
     @property
     def iso_pixel_mm(self) -> float:
@@ -246,6 +252,7 @@ def build_case(seed: int, settings: DataSettings) -> TrainingCase:
         tibia=settings.tibia_variation,
         condyles=settings.condyle_variation,
         trochlea=settings.trochlea_variation,
+        patella_form=settings.patella_form_variation,
     )
     ct = case.ct
     rng = np.random.default_rng([seed, 2026])
@@ -414,6 +421,7 @@ femur_argument = strength_argument(MAX_FEMUR_VARIATION)
 tibia_argument = strength_argument(MAX_TIBIA_VARIATION)
 condyle_argument = strength_argument(MAX_CONDYLE_VARIATION)
 trochlea_argument = strength_argument(MAX_TROCHLEA_VARIATION)
+patella_form_argument = strength_argument(MAX_PATELLA_FORM_VARIATION)
 # variations whose definition changed after caches were made: the version named in the key
 VARIATION_VERSIONS = {
     "patella_variation": ("patella_version", PATELLA_VERSION),  # 2: + the patellar height
@@ -448,6 +456,10 @@ VARIATION_OPTIONS = {
     "trochlea_variation": (
         trochlea_argument,
         "a lower trochlea and condyles reaching further forward (phantoms.femur.vary_trochlea)",
+    ),
+    "patella_form_variation": (
+        patella_form_argument,
+        "taller, slimmer, tilted patellae seated deeper (phantoms.patella.vary_patella_form)",
     ),
 }
 

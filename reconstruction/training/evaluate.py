@@ -43,6 +43,7 @@ BUILD_TEST_VARIATIONS = (
     "tibia_variation",
     "condyle_variation",
     "trochlea_variation",
+    "patella_form_variation",
 )
 
 
@@ -75,6 +76,7 @@ def build_test_case(
     tibia: float = 0.0,
     condyles: float = 0.0,
     trochlea: float = 0.0,
+    patella_form: float = 0.0,
 ) -> dict:
     """Ground-truth meshes + one X-ray pair directory per (separation, dose) condition.
 
@@ -83,7 +85,8 @@ def build_test_case(
     it a squarer patella with a thicker cortex at another height (phantoms.patella),
     `femur` > 0 a popliteal hollow (phantoms.femur), `tibia` > 0 a posterior recess
     below the plateau (phantoms.tibia), `condyles` > 0 squarer distal condyles and
-    `trochlea` > 0 a lower trochlea (phantoms.femur)."""
+    `trochlea` > 0 a lower trochlea (phantoms.femur) and `patella_form` > 0 other patellar
+    proportions and seating (phantoms.patella.vary_patella_form)."""
     case = generate_case(
         seed,
         fov="knee",
@@ -95,6 +98,7 @@ def build_test_case(
         tibia=tibia,
         condyles=condyles,
         trochlea=trochlea,
+        patella_form=patella_form,
     )
     out.mkdir(parents=True, exist_ok=True)
     leaky = [n for n, m in case.meshes.items() if not m.is_watertight]
@@ -578,6 +582,7 @@ def main(argv: list[str] | None = None) -> int:
                 tibia=args.tibia_variation,
                 condyles=args.condyle_variation,
                 trochlea=args.trochlea_variation,
+                patella_form=args.patella_form_variation,
             )
             print(
                 f"{target.name} seed {seed} {time.perf_counter() - start:.1f} s {info}", flush=True

@@ -82,6 +82,7 @@ class StudentRun:
     tibia_variation: float = 0.0  # see DataSettings
     condyle_variation: float = 0.0  # see DataSettings
     trochlea_variation: float = 0.0  # see DataSettings
+    patella_form_variation: float = 0.0  # see DataSettings
     cache: str = str(DEFAULT_CACHE)
     config: dict = field(default_factory=lambda: StudentConfig().to_dict())
 

@@ -1,4 +1,5 @@
-"""Patella variation: a squarer, thicker-cortex kneecap kept in contact with the femur."""
+"""Patella variations: a squarer, thicker-cortex kneecap, and other proportions, tilt and
+seating, kept in contact with the femur."""
 
 from __future__ import annotations
 
@@ -12,8 +13,14 @@ from reconstruction.phantoms.patella import (
     MAX_DROP_MM,
     MAX_EXTRA_CORTEX_MM,
     MAX_EXTRA_EXPONENT,
+    MAX_GAP_REDUCTION_MM,
     MAX_RISE_MM,
+    MAX_SAGITTAL_TILT_DEG,
+    NARROWER,
+    TALLER,
+    THINNER,
     vary_patella,
+    vary_patella_form,
 )
 from reconstruction.phantoms.sdf import Ellipsoid, apply
 
@@ -103,3 +110,81 @@ def test_only_the_patella_label_changes() -> None:
     for label in (1, 2, 3):
         np.testing.assert_array_equal(before == label, after == label)
     assert (after == 4).sum() > 1.2 * (before == 4).sum()  # fuller: same outer dimensions
+
+
+def _surface(bone) -> np.ndarray:
+    shape = bone.local_shape
+    local = ellipsoid_surface_samples(np.asarray(shape.radii), 4000, shape.exponent)
+    return apply(bone.patient_from_local, local)
+
+
+def _lower_pole(bone) -> np.ndarray:
+    return apply(bone.patient_from_local, np.array([[0.0, 0.0, -bone.local_shape.radii[2]]]))[0]
+
+
+@pytest.mark.parametrize("seed", [70, 74, 75])  # shares 1.0, 1.0, 0.88 at strength 1.5
+def test_the_patella_form_changes_proportions_tilt_and_seating_within_its_bounds(
+    seed: int,
+) -> None:
+    plain = vary_patella(build_anatomy(sample_params(seed)), 1.5)  # as training runs them
+    varied = vary_patella_form(plain, 1.5)
+    drawn = varied.extras["patella_form"]
+    assert vary_patella_form(plain, 1.5).extras["patella_form"] == drawn  # seeded
+    share = drawn["share"]
+    assert share > 0.8
+    width, thickness, height = drawn["size_factors"]
+    assert 1 - share * NARROWER[1] <= width <= 1 - share * NARROWER[0]
+    assert 1 - share * THINNER[1] <= thickness <= 1 - share * THINNER[0]
+    assert 1 + share * TALLER[0] <= height <= 1 + share * TALLER[1]
+    before, after = plain.bones["patella"], varied.bones["patella"]
+    np.testing.assert_allclose(
+        after.local_shape.radii, np.multiply(before.local_shape.radii, drawn["size_factors"])
+    )
+    assert after.local_shape.exponent == before.local_shape.exponent  # the squarer shape kept
+    assert after.cortex is before.cortex
+    lo, hi = after.local_bounds  # the CT and mesh samplers cover the taller patella
+    assert np.all(hi >= np.asarray(after.local_shape.radii))
+    # turned about its transverse axis by the drawn tilt
+    axis_before = before.patient_from_local[:3, :3] @ (0.0, 0.0, 1.0)
+    axis_after = after.patient_from_local[:3, :3] @ (0.0, 0.0, 1.0)
+    turned = np.degrees(np.arccos(np.clip(axis_before @ axis_after, -1.0, 1.0)))
+    assert turned == pytest.approx(abs(drawn["sagittal_tilt_deg"]), abs=1e-6)
+    assert abs(drawn["sagittal_tilt_deg"]) <= MAX_SAGITTAL_TILT_DEG * share
+    # seated at the drawn gap, which is at most the generator's: 0.5 mm less stays clear
+    gap = drawn["gap_mm"]
+    assert PATELLA_GAP - MAX_GAP_REDUCTION_MM * share <= gap <= PATELLA_GAP
+    surface = _surface(after)
+    towards_femur = after.patient_from_local[:3, :3] @ np.array([0.0, 1.0, 0.0])
+    femur = varied.bones["femur"].sdf
+    assert femur(surface + (gap - 0.5) * towards_femur).min() > 0
+    assert femur(surface + (gap + 0.5) * towards_femur).min() < 0
+    # the lower pole stays at its height along the old long axis (the slide runs across it)
+    rise = (_lower_pole(after) - _lower_pole(before)) @ axis_before
+    half_height = after.local_shape.radii[2]
+    tilt = np.radians(drawn["sagittal_tilt_deg"])
+    assert abs(rise) <= half_height * (1 - np.cos(tilt)) + gap * abs(np.sin(tilt)) + 3.0
+    np.testing.assert_allclose(varied.landmarks["patella_centre"], after.patient_from_local[:3, 3])
+    for name in ("femur", "tibia", "fibula"):
+        assert varied.bones[name] is plain.bones[name]
+
+
+def test_the_patella_form_spans_taller_and_slimmer_kneecaps_than_the_generator() -> None:
+    ratios = []
+    for seed in range(70, 94):
+        anatomy = vary_patella_form(build_anatomy(sample_params(seed)), 1.5)
+        width, _, height = anatomy.bones["patella"].local_shape.radii[[0, 1, 2]]
+        ratios.append(height / width)
+    plain_ratio = 34.0 / 45.0  # the generator scales one shape: every plain ratio is this
+    assert min(ratios) < plain_ratio + 0.02 and max(ratios) > 0.9  # the real knee: 0.93
+
+
+def test_only_the_patella_label_changes_with_its_form() -> None:
+    quiet = {"spacing": SPACING, "with_meshes": False, "noise_k": 0.0}
+    plain = generate_case(70, **quiet)
+    varied = generate_case(70, patella_form=1.5, **quiet)
+    assert "patella_form" in varied.metadata and "patella_form" not in plain.metadata
+    before, after = np.asarray(plain.labels.array), np.asarray(varied.labels.array)
+    assert before.shape == after.shape
+    for label in (1, 2, 3):
+        np.testing.assert_array_equal(before == label, after == label)
+    assert np.any((before == 4) != (after == 4))

@@ -8,7 +8,7 @@ import pytest
 from reconstruction.phantoms import build_anatomy, generate_case, sample_params
 from reconstruction.phantoms.anatomy import BONE_LABELS
 from reconstruction.phantoms.femur import vary_condyles, vary_femur, vary_trochlea
-from reconstruction.phantoms.patella import vary_patella
+from reconstruction.phantoms.patella import vary_patella, vary_patella_form
 from reconstruction.phantoms.soft_tissue import vary_soft_tissue
 from reconstruction.phantoms.tibia import vary_tibia
 from reconstruction.phantoms.variation import (
@@ -113,8 +113,16 @@ def test_variation_is_seeded_and_changes_the_knee() -> None:
 
 @pytest.mark.parametrize(
     "vary",
-    [vary_soft_tissue, vary_patella, vary_femur, vary_tibia, vary_condyles, vary_trochlea],
-    ids=["soft_tissue", "patella", "femur", "tibia", "condyles", "trochlea"],
+    [
+        vary_soft_tissue,
+        vary_patella,
+        vary_femur,
+        vary_tibia,
+        vary_condyles,
+        vary_trochlea,
+        vary_patella_form,
+    ],
+    ids=["soft_tissue", "patella", "femur", "tibia", "condyles", "trochlea", "patella_form"],
 )
 def test_a_seeded_share_variation_at_zero_is_the_plain_anatomy_and_refuses_bad_strengths(
     vary, plain

@@ -161,8 +161,10 @@ def test_each_variation_names_its_own_cache() -> None:
         DataSettings(femur_variation=2.0, tibia_variation=2.0).key(),
         DataSettings(condyle_variation=2.0).key(),
         DataSettings(trochlea_variation=2.0).key(),
+        DataSettings(patella_form_variation=2.0).key(),
+        DataSettings(trochlea_variation=2.0, patella_form_variation=2.0).key(),
     }
-    assert len(keys) == 12
+    assert len(keys) == 14
     unvaried = DataSettings(patella_variation=0.0, femur_variation=0.0, tibia_variation=0.0)
     assert unvaried.key() == DataSettings().key()
 
@@ -202,6 +204,7 @@ def test_a_variation_cache_names_its_version(variation: str) -> None:
         "tibia-variation",
         "condyle-variation",
         "trochlea-variation",
+        "patella-form-variation",
     ],
 )
 def test_variation_options_are_checked_by_the_data_and_training_commands(
