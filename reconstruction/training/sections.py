@@ -134,3 +134,40 @@ def _save_png(fig: plt.Figure, out: Path) -> Path:
         )
     finally:
         plt.close(fig)
+
+
+def patella_seating(labels: np.ndarray, affine: np.ndarray) -> dict[str, float]:
+    """The patella's extent and how deep it sits, from a label map (1 femur, 4 patella) on
+    any grid (`affine`: voxel index -> patient mm, LPS; the real knee's is oblique).
+
+    Returns the voxel centres' extent along z (height), x (width) and y (thickness) in mm,
+    the volume in cm^3, the lower pole's height above the femur's distal end, and `seat_mm`:
+    over 1 mm axial slabs both bones cross, the largest distance by which the patella's
+    posterior face lies behind the femur's most anterior point in the same slab (> 0: in
+    the groove between the trochlear facets; < 0: in front of them). The real knee and the
+    phantoms are measured alike."""
+    femur, patella = (_patient_points(labels, affine, value) for value in (1, 4))
+    if not len(femur) or not len(patella):
+        raise ValueError("the label map needs a femur (1) and a patella (4)")
+    extent = patella.max(axis=0) - patella.min(axis=0)
+    femur_slab, patella_slab = np.floor(femur[:, 2]), np.floor(patella[:, 2])
+    depths = []
+    for slab in np.unique(patella_slab):
+        in_femur = femur_slab == slab
+        if np.any(in_femur):
+            back = patella[patella_slab == slab, 1].max()
+            depths.append(back - femur[in_femur, 1].min())
+    voxel_mm3 = abs(float(np.linalg.det(np.asarray(affine, dtype=float)[:3, :3])))
+    return {
+        "height_mm": float(extent[2]),
+        "width_mm": float(extent[0]),
+        "thickness_mm": float(extent[1]),
+        "volume_cm3": len(patella) * voxel_mm3 / 1000.0,
+        "lower_pole_mm": float(patella[:, 2].min() - femur[:, 2].min()),
+        "seat_mm": float(max(depths)) if depths else float("nan"),
+    }
+
+
+def _patient_points(labels: np.ndarray, affine: np.ndarray, value: int) -> np.ndarray:
+    index = np.argwhere(np.asarray(labels) == value).astype(float)
+    return index @ np.asarray(affine, dtype=float)[:3, :3].T + np.asarray(affine)[:3, 3]

@@ -71,3 +71,46 @@ def test_the_patellofemoral_figure_is_a_png_written_whole(tmp_path) -> None:
     patellofemoral_figure(truth, out, [("model", model)])
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert [p.name for p in out.parent.iterdir()] == ["sagittal.png"]
+
+
+
+def _seating_labels(patella_back_y: int) -> tuple[np.ndarray, np.ndarray]:
+    """A femur box (y 20-59, z 0-59) and a patella box (y 5 .. patella_back_y, z 20-34,
+    x 10-29) on a 1 x 1 x 2 mm grid with its origin at (-5, -10, 100)."""
+    labels = np.zeros((40, 80, 40), dtype=np.uint8)
+    labels[:, 20:60, 0:30] = 1
+    labels[10:30, 5 : patella_back_y + 1, 10:25] = 4
+    affine = np.diag([1.0, 1.0, 2.0, 1.0])
+    affine[:3, 3] = (-5.0, -10.0, 100.0)
+    return labels, affine
+
+
+@pytest.mark.parametrize(("back", "seat"), [(15, -5.0), (24, 4.0)])
+def test_patella_seating_measures_the_extent_the_pole_and_how_deep_it_sits(
+    back: int, seat: float
+) -> None:
+    from reconstruction.training.sections import patella_seating
+
+    labels, affine = _seating_labels(back)
+    measured = patella_seating(labels, affine)
+    assert measured["width_mm"] == pytest.approx(19.0)  # voxel centres 10-29
+    assert measured["thickness_mm"] == pytest.approx(back - 5)
+    assert measured["height_mm"] == pytest.approx(28.0)  # 15 slices 2 mm apart
+    assert measured["lower_pole_mm"] == pytest.approx(20.0)
+    assert measured["volume_cm3"] == pytest.approx(20 * (back - 4) * 15 * 2 / 1000.0)
+    assert measured["seat_mm"] == pytest.approx(seat)
+    # the same knee on a grid with its axes permuted and flipped (as the real knee's is)
+    permuted = np.zeros((4, 4))
+    permuted[:3, :3] = [[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, 2.0, 0.0]]
+    permuted[:3, 3] = affine[:3, 3] + (0.0, 79.0, 0.0)
+    permuted[3, 3] = 1.0
+    relabelled = np.transpose(labels, (1, 2, 0))[::-1]  # [y, z, x] with y flipped
+    assert patella_seating(np.ascontiguousarray(relabelled), permuted) == pytest.approx(measured)
+
+
+def test_patella_seating_refuses_a_map_without_both_bones() -> None:
+    from reconstruction.training.sections import patella_seating
+
+    labels, affine = _seating_labels(15)
+    with pytest.raises(ValueError, match="femur"):
+        patella_seating(np.where(labels == 4, 0, labels), affine)
