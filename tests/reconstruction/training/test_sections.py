@@ -73,7 +73,6 @@ def test_the_patellofemoral_figure_is_a_png_written_whole(tmp_path) -> None:
     assert [p.name for p in out.parent.iterdir()] == ["sagittal.png"]
 
 
-
 def _seating_labels(patella_back_y: int) -> tuple[np.ndarray, np.ndarray]:
     """A femur box (y 20-59, z 0-59) and a patella box (y 5 .. patella_back_y, z 20-34,
     x 10-29) on a 1 x 1 x 2 mm grid with its origin at (-5, -10, 100)."""
