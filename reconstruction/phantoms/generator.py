@@ -15,7 +15,7 @@ from reconstruction.phantoms.ct import Materials, add_noise, simulate_fields, to
 from reconstruction.phantoms.femur import vary_condyles, vary_femur, vary_trochlea
 from reconstruction.phantoms.findings import Findings, apply_findings
 from reconstruction.phantoms.params import KneeParams, PhantomParameterError, sample_params
-from reconstruction.phantoms.patella import vary_patella, vary_patella_form
+from reconstruction.phantoms.patella import vary_patella, vary_patella_form, vary_patella_ridge
 from reconstruction.phantoms.sdf import Array, Box, Grid, Intersect, sample_narrow_band
 from reconstruction.phantoms.soft_tissue import vary_soft_tissue
 from reconstruction.phantoms.tibia import vary_tibia
@@ -105,6 +105,7 @@ VARIATION_EXTRAS = (
     "condyles",
     "trochlea",
     "patella_form",
+    "patella_ridge",
 )
 
 
@@ -136,6 +137,7 @@ def generate_case(
     condyles: float = 0.0,
     trochlea: float = 0.0,
     patella_form: float = 0.0,
+    patella_ridge: float = 0.0,
 ) -> PhantomCase:
     """One deterministic phantom: same parameters (seed) -> identical arrays.
 
@@ -147,8 +149,12 @@ def generate_case(
     (phantoms.tibia) and `condyles` > 0 seeded squarer distal condyles
     (phantoms.femur.vary_condyles) and `trochlea` > 0 a seeded lower trochlea
     (phantoms.femur.vary_trochlea) and `patella_form` > 0 seeded patellar proportions,
-    tilt and seating (phantoms.patella.vary_patella_form), all for training."""
+    tilt and seating (phantoms.patella.vary_patella_form) and `patella_ridge` > 0 a seeded
+    median ridge on the patella's articular face (phantoms.patella.vary_patella_ridge), all
+    for training."""
     params = _as_params(params_or_seed)
+    if patella_ridge > 0 and variation > 0:  # the warp rescales the patella's ellipsoid
+        raise PhantomParameterError("the patella ridge cannot be combined with shape warps")
     spacing_t = tuple(float(s) for s in spacing)
     if len(spacing_t) != 3 or min(spacing_t) < 0.2 or max(spacing_t) > 4.0:
         raise PhantomParameterError(f"spacing must be 3 values in [0.2, 4] mm, got {spacing}")
@@ -163,6 +169,7 @@ def generate_case(
     anatomy = vary_trochlea(anatomy, trochlea)  # adds bone only in front of the notch
     anatomy = vary_patella(anatomy, patella)  # before the warp: it needs the ellipsoid
     anatomy = vary_patella_form(anatomy, patella_form)  # keeps vary_patella's exponent
+    anatomy = vary_patella_ridge(anatomy, patella_ridge)  # last: the patella is cut after it
     anatomy = vary_anatomy(anatomy, variation)
     anatomy = vary_soft_tissue(anatomy, soft_tissue)  # after the warp: on the final limb
     lo, hi = field_of_view(anatomy, fov)

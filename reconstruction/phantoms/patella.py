@@ -32,6 +32,19 @@ case, seeded, other proportions and seating:
 - turned about its transverse axis by up to +-10 * share degrees (sagittal tilt);
 - a patello-femoral cartilage gap from the generator's 4 mm down to 4 - 2 * share mm;
 - slid along its thickness axis back into contact with the femur at that gap.
+
+Measured alike (`training.sections.patella_seating`), the real patella fills 39 % of its
+bounding box and its posterior face lies 3.4 mm behind the femur's most anterior point in
+the same axial slab: its articular face is a V with a median ridge that runs in the
+trochlear groove. Every phantom patella, with or without the variations above, fills
+0.54-0.76 and rests -3 to +1 mm in front of the femur (model card, 2026-12-06).
+On the real patella's axial sections (the middle 16 mm) the ridge lies 8-11 mm behind the
+rim, 22-27 mm from one edge of a 32-42 mm wide patella, and its facets fall away at 16-19
+and 29-39 degrees from the coronal plane. `vary_patella_ridge` cuts the articular face into
+two facets: two planes through the ridge line (the patella's posterior pole, moved sideways
+by up to +-15 % of the width * share), each falling away from it at its own angle, drawn in
+[10, 40] * share degrees, then slides the patella back to the femur at the cartilage gap it
+had; the narrower ridge reaches into the groove.
 """
 
 from __future__ import annotations
@@ -48,7 +61,15 @@ from reconstruction.phantoms.anatomy import (
     ellipsoid_surface_samples,
     slide_to_contact,
 )
-from reconstruction.phantoms.sdf import Array, Ellipsoid, rigid, rotation_about_axis
+from reconstruction.phantoms.sdf import (
+    Array,
+    Ellipsoid,
+    HalfSpace,
+    Intersect,
+    Shape,
+    rigid,
+    rotation_about_axis,
+)
 from reconstruction.phantoms.variation import seeded_share
 
 PATELLA_VERSION = 2  # 2: with the patellar height (cache keys name it)
@@ -67,6 +88,12 @@ NARROWER = (-0.05, 0.12)  # width x 1 - share * U(these)
 THINNER = (-0.05, 0.18)  # thickness x 1 - share * U(these)
 MAX_SAGITTAL_TILT_DEG = 10.0  # at share 1, turned by U(-this, this) about local x
 MAX_GAP_REDUCTION_MM = 2.0  # at share 1, the cartilage gap down to PATELLA_GAP - this
+RIDGE_STREAM = 21  # rng stream [seed, 21] of vary_patella_ridge
+MAX_PATELLA_RIDGE_VARIATION = 3.0
+FACET_ANGLE_DEG = (10.0, 40.0)  # each facet's angle from the coronal plane: share x U(these)
+MAX_RIDGE_SHIFT = 0.15  # at share 1, the ridge up to this x the width off the mid-line
+SHELL_STEP_MM = 0.5  # the cut patella's surface samples: a grid shell this fine
+SHELL_SAMPLES = 3000
 
 
 def vary_patella(anatomy: KneeAnatomy, strength: float) -> KneeAnatomy:
@@ -182,3 +209,82 @@ def _in_contact(
     far = rigid(None, rise * upwards - SLIDE_START_MM * towards_femur) @ pose
     travel = slide_to_contact(femur.shape, samples, far, towards_femur, gap)
     return rigid(None, travel * towards_femur) @ far
+
+
+def vary_patella_ridge(anatomy: KneeAnatomy, strength: float) -> KneeAnatomy:
+    """The anatomy with a seeded median ridge on the patella's articular face (see the
+    module's docstring); strength 0 returns it unchanged. Run it after the other patella
+    variations: it leaves the patella a cut superellipsoid, not an ellipsoid."""
+    seeded = seeded_share(
+        anatomy, strength, MAX_PATELLA_RIDGE_VARIATION, RIDGE_STREAM, "patella ridge variation"
+    )
+    if seeded is None:
+        return anatomy
+    patella = anatomy.bones["patella"]
+    if not isinstance(patella.local_shape, Ellipsoid):
+        raise TypeError("patella ridge variation expects the generator's ellipsoid patella")
+    rng, share = seeded
+    angles = share * rng.uniform(*FACET_ANGLE_DEG, 2)
+    radii = np.asarray(patella.local_shape.radii, dtype=float)
+    shift = share * MAX_RIDGE_SHIFT * 2.0 * radii[0] * float(rng.uniform(-1.0, 1.0))
+    shape = ridged(patella.local_shape, (float(angles[0]), float(angles[1])), shift)
+    gap = float(anatomy.extras.get("patella_form", {}).get("gap_mm", PATELLA_GAP))
+    samples = surface_shell(shape, np.asarray(patella.local_shape.centre, dtype=float), radii)
+    towards_femur = patella.patient_from_local[:3, :3] @ np.array([0.0, 1.0, 0.0])
+    far = rigid(None, -SLIDE_START_MM * towards_femur) @ patella.patient_from_local
+    travel = slide_to_contact(anatomy.bones["femur"].shape, samples, far, towards_femur, gap)
+    pose = rigid(None, travel * towards_femur) @ far
+    bones = dict(anatomy.bones)
+    bones["patella"] = dataclasses.replace(patella, local_shape=shape, patient_from_local=pose)
+    landmarks = dict(anatomy.landmarks)
+    landmarks["patella_centre"] = pose[:3, 3].copy()
+    transforms = dict(anatomy.transforms)
+    transforms["patient_from_patella"] = pose
+    extras = dict(anatomy.extras)
+    extras["patella_ridge"] = {
+        "share": share,
+        "facet_angles_deg": angles.tolist(),  # the +x facet's, the -x facet's
+        "ridge_shift_mm": shift,
+        "gap_mm": gap,
+        "sunk_mm": float((pose[:3, 3] - patella.patient_from_local[:3, 3]) @ towards_femur),
+    }
+    return dataclasses.replace(
+        anatomy, bones=bones, landmarks=landmarks, transforms=transforms, extras=extras
+    )
+
+
+def ridged(patella: Ellipsoid, facet_angles_deg: tuple[float, float], ridge_x: float) -> Shape:
+    """The patella (local frame: x across, +y towards the femur, z up) less two wedges: the
+    facets are planes through the line x = ridge_x, y = the posterior pole, falling away
+    towards the anterior face at `facet_angles_deg` (the +x facet's, the -x facet's) from
+    the coronal plane."""
+    pole_y = float(np.asarray(patella.radii)[1]) + float(np.asarray(patella.centre)[1])
+    shape: Shape = patella
+    for side, angle in zip((1.0, -1.0), facet_angles_deg, strict=True):
+        t = np.radians(angle)  # inside: side * (x - ridge_x) sin t + y cos t <= pole_y cos t
+        normal = (side * np.sin(t), np.cos(t), 0.0)
+        offset = side * ridge_x * np.sin(t) + pole_y * np.cos(t)
+        shape = Intersect(shape, HalfSpace(normal, offset))
+    return shape
+
+
+def surface_shell(shape: Shape, centre: Array, radii: Array) -> Array:
+    """Up to SHELL_SAMPLES points on the surface of a shape that lies inside the box
+    centre +- radii (local frame): grid points within SHELL_STEP_MM of it, evenly thinned,
+    then projected onto it along the distance gradient. The contact samples of a cut
+    patella, whose surface has no closed form."""
+    axes = [
+        np.arange(c - r - 1.0, c + r + 1.0 + 1e-9, SHELL_STEP_MM)
+        for c, r in zip(centre, radii, strict=True)
+    ]
+    grid = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
+    shell = grid[np.abs(shape(grid)) <= SHELL_STEP_MM]
+    points = shell[:: max(1, len(shell) // SHELL_SAMPLES)]
+    for _ in range(3):  # Newton steps onto the zero level set
+        values = shape(points)
+        gradient = np.stack(
+            [(shape(points + step) - values) / 1e-4 for step in np.eye(3) * 1e-4], axis=1
+        )
+        norm2 = np.maximum(np.sum(gradient**2, axis=1, keepdims=True), 1e-12)
+        points = points - values[:, None] * gradient / norm2
+    return points

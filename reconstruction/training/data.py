@@ -52,6 +52,7 @@ from reconstruction.phantoms.generator import field_of_view, generate_case
 from reconstruction.phantoms.params import sample_params
 from reconstruction.phantoms.patella import (
     MAX_PATELLA_FORM_VARIATION,
+    MAX_PATELLA_RIDGE_VARIATION,
     MAX_PATELLA_VARIATION,
     PATELLA_VERSION,
 )
@@ -108,6 +109,8 @@ class DataSettings:
     trochlea_variation: float = 0.0
     # phantoms.patella.vary_patella_form strength: taller, slimmer, deeper patellae (0: none)
     patella_form_variation: float = 0.0
+    # phantoms.patella.vary_patella_ridge strength: a median ridge, two facets (0: none)
+    patella_ridge_variation: float = 0.0
 
     @property
     def iso_pixel_mm(self) -> float:
@@ -253,6 +256,7 @@ def build_case(seed: int, settings: DataSettings) -> TrainingCase:
         condyles=settings.condyle_variation,
         trochlea=settings.trochlea_variation,
         patella_form=settings.patella_form_variation,
+        patella_ridge=settings.patella_ridge_variation,
     )
     ct = case.ct
     rng = np.random.default_rng([seed, 2026])
@@ -422,6 +426,7 @@ tibia_argument = strength_argument(MAX_TIBIA_VARIATION)
 condyle_argument = strength_argument(MAX_CONDYLE_VARIATION)
 trochlea_argument = strength_argument(MAX_TROCHLEA_VARIATION)
 patella_form_argument = strength_argument(MAX_PATELLA_FORM_VARIATION)
+patella_ridge_argument = strength_argument(MAX_PATELLA_RIDGE_VARIATION)
 # variations whose definition changed after caches were made: the version named in the key
 VARIATION_VERSIONS = {
     "patella_variation": ("patella_version", PATELLA_VERSION),  # 2: + the patellar height
@@ -460,6 +465,10 @@ VARIATION_OPTIONS = {
     "patella_form_variation": (
         patella_form_argument,
         "taller, slimmer, tilted patellae seated deeper (phantoms.patella.vary_patella_form)",
+    ),
+    "patella_ridge_variation": (
+        patella_ridge_argument,
+        "a median ridge between two patellar facets (phantoms.patella.vary_patella_ridge)",
     ),
 }
 

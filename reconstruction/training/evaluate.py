@@ -44,6 +44,7 @@ BUILD_TEST_VARIATIONS = (
     "condyle_variation",
     "trochlea_variation",
     "patella_form_variation",
+    "patella_ridge_variation",
 )
 
 
@@ -77,6 +78,7 @@ def build_test_case(
     condyles: float = 0.0,
     trochlea: float = 0.0,
     patella_form: float = 0.0,
+    patella_ridge: float = 0.0,
 ) -> dict:
     """Ground-truth meshes + one X-ray pair directory per (separation, dose) condition.
 
@@ -86,7 +88,8 @@ def build_test_case(
     `femur` > 0 a popliteal hollow (phantoms.femur), `tibia` > 0 a posterior recess
     below the plateau (phantoms.tibia), `condyles` > 0 squarer distal condyles and
     `trochlea` > 0 a lower trochlea (phantoms.femur) and `patella_form` > 0 other patellar
-    proportions and seating (phantoms.patella.vary_patella_form)."""
+    proportions and seating (phantoms.patella.vary_patella_form) and `patella_ridge` > 0 a
+    median ridge on its articular face (phantoms.patella.vary_patella_ridge)."""
     case = generate_case(
         seed,
         fov="knee",
@@ -99,6 +102,7 @@ def build_test_case(
         condyles=condyles,
         trochlea=trochlea,
         patella_form=patella_form,
+        patella_ridge=patella_ridge,
     )
     out.mkdir(parents=True, exist_ok=True)
     leaky = [n for n, m in case.meshes.items() if not m.is_watertight]
@@ -583,6 +587,7 @@ def main(argv: list[str] | None = None) -> int:
                 condyles=args.condyle_variation,
                 trochlea=args.trochlea_variation,
                 patella_form=args.patella_form_variation,
+                patella_ridge=args.patella_ridge_variation,
             )
             print(
                 f"{target.name} seed {seed} {time.perf_counter() - start:.1f} s {info}", flush=True

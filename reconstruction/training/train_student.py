@@ -83,6 +83,7 @@ class StudentRun:
     condyle_variation: float = 0.0  # see DataSettings
     trochlea_variation: float = 0.0  # see DataSettings
     patella_form_variation: float = 0.0  # see DataSettings
+    patella_ridge_variation: float = 0.0  # see DataSettings
     cache: str = str(DEFAULT_CACHE)
     config: dict = field(default_factory=lambda: StudentConfig().to_dict())
 

@@ -10,17 +10,22 @@ from reconstruction.phantoms import build_anatomy, generate_case, sample_params
 from reconstruction.phantoms.anatomy import PATELLA_GAP, ellipsoid_surface_samples
 from reconstruction.phantoms.patella import (
     BASE_CORTEX_MM,
+    FACET_ANGLE_DEG,
     MAX_DROP_MM,
     MAX_EXTRA_CORTEX_MM,
     MAX_EXTRA_EXPONENT,
     MAX_GAP_REDUCTION_MM,
+    MAX_RIDGE_SHIFT,
     MAX_RISE_MM,
     MAX_SAGITTAL_TILT_DEG,
     NARROWER,
     TALLER,
     THINNER,
+    ridged,
+    surface_shell,
     vary_patella,
     vary_patella_form,
+    vary_patella_ridge,
 )
 from reconstruction.phantoms.sdf import Ellipsoid, apply
 
@@ -188,3 +193,75 @@ def test_only_the_patella_label_changes_with_its_form() -> None:
     for label in (1, 2, 3):
         np.testing.assert_array_equal(before == label, after == label)
     assert np.any((before == 4) != (after == 4))
+
+
+def test_the_ridge_cuts_two_facets_through_the_posterior_pole() -> None:
+    patella = Ellipsoid((0.0, 0.0, 0.0), (20.0, 10.0, 18.0), exponent=4.0)
+    cut = ridged(patella, (30.0, 15.0), 3.0)
+    # the ridge line keeps the pole; each facet falls away at its own angle
+    assert cut(np.array([[3.0, 10.0, 0.0]]))[0] == pytest.approx(0.0, abs=0.01)
+    for x, angle in ((13.0, 30.0), (-7.0, 15.0)):  # 10 mm either side of the ridge
+        on_facet = 10.0 - 10.0 * np.tan(np.radians(angle))
+        assert cut(np.array([[x, on_facet - 0.2, 0.0]]))[0] < 0
+        assert cut(np.array([[x, on_facet + 0.2, 0.0]]))[0] > 0
+        assert patella(np.array([[x, on_facet + 0.2, 0.0]]))[0] < 0  # cut off, not outside
+    points = np.random.default_rng(0).uniform(-25, 25, (20000, 3))
+    assert np.all(cut(points) >= patella(points) - 1e-9)  # only removes
+    flat = ridged(patella, (0.0, 0.0), 0.0)
+    np.testing.assert_array_equal(flat(points) <= 0, patella(points) <= 0)
+    shell = surface_shell(cut, np.zeros(3), np.array([20.0, 10.0, 18.0]))
+    assert 1000 <= len(shell) <= 3500 and np.abs(cut(shell)).max() < 1e-3
+
+
+@pytest.mark.parametrize("seed", [73, 74])  # ridges well off zero at strength 1.5
+def test_the_ridge_variation_sinks_the_patella_into_the_groove_at_its_gap(seed: int) -> None:
+    shaped = build_anatomy(sample_params(seed))
+    shaped = vary_patella_form(vary_patella(shaped, 1.5), 1.5)  # as training runs them
+    varied = vary_patella_ridge(shaped, 1.5)
+    drawn = varied.extras["patella_ridge"]
+    assert vary_patella_ridge(shaped, 1.5).extras["patella_ridge"] == drawn  # seeded
+    share = drawn["share"]
+    low, high = FACET_ANGLE_DEG
+    assert all(low * share <= a <= high * share for a in drawn["facet_angles_deg"])
+    width = 2.0 * shaped.bones["patella"].local_shape.radii[0]
+    assert abs(drawn["ridge_shift_mm"]) <= MAX_RIDGE_SHIFT * share * width
+    assert drawn["gap_mm"] == shaped.extras["patella_form"]["gap_mm"]  # the gap it had
+    before, after = shaped.bones["patella"], varied.bones["patella"]
+    np.testing.assert_allclose(after.patient_from_local[:3, :3], before.patient_from_local[:3, :3])
+    assert drawn["sunk_mm"] > 1.0  # towards the femur: the ridge reaches into the groove
+    radii = np.asarray(before.local_shape.radii)
+    surface = apply(after.patient_from_local, surface_shell(after.local_shape, np.zeros(3), radii))
+    towards_femur = after.patient_from_local[:3, :3] @ np.array([0.0, 1.0, 0.0])
+    femur = varied.bones["femur"].sdf
+    assert femur(surface + (drawn["gap_mm"] - 0.5) * towards_femur).min() > 0
+    assert femur(surface + (drawn["gap_mm"] + 0.5) * towards_femur).min() < 0
+    np.testing.assert_allclose(varied.landmarks["patella_centre"], after.patient_from_local[:3, 3])
+    for name in ("femur", "tibia", "fibula"):
+        assert varied.bones[name] is shaped.bones[name]
+    with pytest.raises(TypeError, match="ellipsoid"):
+        vary_patella_ridge(vary_patella_ridge(shaped, 1.5), 1.5)  # it runs last, once
+
+
+def test_the_ridged_patella_sits_deeper_in_the_measured_groove() -> None:
+    from reconstruction.training.sections import patella_seating
+
+    options = {"fov": "knee", "spacing": (1.0, 1.0, 1.0), "with_meshes": False, "noise_k": 0.0}
+    family = {"patella": 1.5, "femur": 1.5, "trochlea": 1.0, "patella_form": 1.5}
+    plain = generate_case(73, **options, **family)
+    ridged_case = generate_case(73, **options, **family, patella_ridge=1.5)
+    before, after = (
+        patella_seating(np.asarray(c.labels.array), c.labels.affine) for c in (plain, ridged_case)
+    )
+    assert after["seat_mm"] >= before["seat_mm"] + 2.0
+    assert after["volume_cm3"] < before["volume_cm3"]
+    for label in (1, 2, 3):
+        np.testing.assert_array_equal(
+            np.asarray(plain.labels.array) == label, np.asarray(ridged_case.labels.array) == label
+        )
+
+
+def test_the_ridge_and_the_shape_warps_are_refused_together() -> None:
+    from reconstruction.phantoms.params import PhantomParameterError
+
+    with pytest.raises(PhantomParameterError, match="ridge"):
+        generate_case(73, with_ct=False, with_meshes=False, patella_ridge=1.0, variation=1.0)

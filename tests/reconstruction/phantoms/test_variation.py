@@ -8,7 +8,7 @@ import pytest
 from reconstruction.phantoms import build_anatomy, generate_case, sample_params
 from reconstruction.phantoms.anatomy import BONE_LABELS
 from reconstruction.phantoms.femur import vary_condyles, vary_femur, vary_trochlea
-from reconstruction.phantoms.patella import vary_patella, vary_patella_form
+from reconstruction.phantoms.patella import vary_patella, vary_patella_form, vary_patella_ridge
 from reconstruction.phantoms.soft_tissue import vary_soft_tissue
 from reconstruction.phantoms.tibia import vary_tibia
 from reconstruction.phantoms.variation import (
@@ -121,8 +121,18 @@ def test_variation_is_seeded_and_changes_the_knee() -> None:
         vary_condyles,
         vary_trochlea,
         vary_patella_form,
+        vary_patella_ridge,
     ],
-    ids=["soft_tissue", "patella", "femur", "tibia", "condyles", "trochlea", "patella_form"],
+    ids=[
+        "soft_tissue",
+        "patella",
+        "femur",
+        "tibia",
+        "condyles",
+        "trochlea",
+        "patella_form",
+        "patella_ridge",
+    ],
 )
 def test_a_seeded_share_variation_at_zero_is_the_plain_anatomy_and_refuses_bad_strengths(
     vary, plain

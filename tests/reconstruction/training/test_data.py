@@ -163,8 +163,9 @@ def test_each_variation_names_its_own_cache() -> None:
         DataSettings(trochlea_variation=2.0).key(),
         DataSettings(patella_form_variation=2.0).key(),
         DataSettings(trochlea_variation=2.0, patella_form_variation=2.0).key(),
+        DataSettings(patella_ridge_variation=2.0).key(),
     }
-    assert len(keys) == 14
+    assert len(keys) == 15
     unvaried = DataSettings(patella_variation=0.0, femur_variation=0.0, tibia_variation=0.0)
     assert unvaried.key() == DataSettings().key()
 
@@ -205,6 +206,7 @@ def test_a_variation_cache_names_its_version(variation: str) -> None:
         "condyle-variation",
         "trochlea-variation",
         "patella-form-variation",
+        "patella-ridge-variation",
     ],
 )
 def test_variation_options_are_checked_by_the_data_and_training_commands(
