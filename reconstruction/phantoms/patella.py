@@ -101,43 +101,23 @@ def vary_patella(anatomy: KneeAnatomy, strength: float) -> KneeAnatomy:
 
     Each case draws its own share = min(1, u * strength), u ~ U(0, 1); the exponent and the
     cortex are drawn uniformly up to what that share allows."""
-    seeded = seeded_share(
+    seeded = _seeded_patella(
         anatomy, strength, MAX_PATELLA_VARIATION, PATELLA_STREAM, "patella variation"
     )
     if seeded is None:
         return anatomy
-    patella = anatomy.bones["patella"]
-    if not isinstance(patella.local_shape, Ellipsoid):
-        raise TypeError("patella variation expects the generator's ellipsoid patella")
-    rng, share = seeded
+    rng, share, patella = seeded
     exponent = 2.0 + MAX_EXTRA_EXPONENT * share * float(rng.uniform(0.0, 1.0))
     cortex_mm = BASE_CORTEX_MM + MAX_EXTRA_CORTEX_MM * share * float(rng.uniform(0.0, 1.0))
     # drawn after the shape, so a seed's exponent and cortex are those of the first version
     rise = share * float(rng.uniform(-MAX_DROP_MM, MAX_RISE_MM))
     shape = dataclasses.replace(patella.local_shape, exponent=exponent)
-    pose = _in_contact(anatomy.bones["femur"], shape, patella.patient_from_local, rise)
-    bones = dict(anatomy.bones)
-    bones["patella"] = dataclasses.replace(
-        patella,
-        local_shape=shape,
-        patient_from_local=pose,
-        cortex=CortexProfile(cortex_mm, cortex_mm, 0.0, 0.0),
-    )
-    landmarks = dict(anatomy.landmarks)
-    landmarks["patella_centre"] = pose[:3, 3].copy()
-    transforms = dict(anatomy.transforms)
-    transforms["patient_from_patella"] = pose
-    extras = dict(anatomy.extras)
-    extras["patella"] = {
-        "share": share,
-        "exponent": exponent,
-        "cortex_mm": cortex_mm,
-        "rise_mm": rise,
-        "moved_mm": float(np.linalg.norm(pose[:3, 3] - patella.patient_from_local[:3, 3])),
-    }
-    return dataclasses.replace(
-        anatomy, bones=bones, landmarks=landmarks, transforms=transforms, extras=extras
-    )
+    pose = _in_contact(anatomy.bones["femur"], _samples(shape), patella.patient_from_local, rise)
+    cortex = CortexProfile(cortex_mm, cortex_mm, 0.0, 0.0)
+    moved = dataclasses.replace(patella, local_shape=shape, patient_from_local=pose, cortex=cortex)
+    drawn = {"share": share, "exponent": exponent, "cortex_mm": cortex_mm, "rise_mm": rise}
+    drawn["moved_mm"] = float(np.linalg.norm(pose[:3, 3] - patella.patient_from_local[:3, 3]))
+    return _with_patella(anatomy, moved, "patella", drawn)
 
 
 def vary_patella_form(anatomy: KneeAnatomy, strength: float) -> KneeAnatomy:
@@ -147,15 +127,12 @@ def vary_patella_form(anatomy: KneeAnatomy, strength: float) -> KneeAnatomy:
     Each case draws share = min(1, u * strength), u ~ U(0, 1), then each change uniformly
     within what that share allows. It keeps the patella's superellipsoid exponent and cortex
     (phantoms.patella.vary_patella, when that ran first)."""
-    seeded = seeded_share(
+    seeded = _seeded_patella(
         anatomy, strength, MAX_PATELLA_FORM_VARIATION, FORM_STREAM, "patella form variation"
     )
     if seeded is None:
         return anatomy
-    patella = anatomy.bones["patella"]
-    if not isinstance(patella.local_shape, Ellipsoid):
-        raise TypeError("patella form variation expects the generator's ellipsoid patella")
-    rng, share = seeded
+    rng, share, patella = seeded
     factors = np.array(
         [
             1.0 - share * float(rng.uniform(*NARROWER)),
@@ -172,38 +149,63 @@ def vary_patella_form(anatomy: KneeAnatomy, strength: float) -> KneeAnatomy:
     turned = patella.patient_from_local @ rigid(
         rotation_about_axis((1.0, 0.0, 0.0), tilt_deg), (0.0, 0.0, new_radii[2] - radii[2])
     )
-    pose = _in_contact(anatomy.bones["femur"], shape, turned, 0.0, gap)
-    bones = dict(anatomy.bones)
-    bones["patella"] = dataclasses.replace(
+    pose = _in_contact(anatomy.bones["femur"], _samples(shape), turned, 0.0, gap)
+    moved = dataclasses.replace(
         patella,
         local_shape=shape,
         patient_from_local=pose,
         local_bounds=(-new_radii - 1.0, new_radii + 1.0),
     )
-    landmarks = dict(anatomy.landmarks)
-    landmarks["patella_centre"] = pose[:3, 3].copy()
-    transforms = dict(anatomy.transforms)
-    transforms["patient_from_patella"] = pose
-    extras = dict(anatomy.extras)
-    extras["patella_form"] = {
+    drawn = {
         "share": share,
         "size_factors": factors.tolist(),  # width, thickness, height
         "sagittal_tilt_deg": tilt_deg,
         "gap_mm": gap,
         "moved_mm": float(np.linalg.norm(pose[:3, 3] - patella.patient_from_local[:3, 3])),
     }
+    return _with_patella(anatomy, moved, "patella_form", drawn)
+
+
+def _seeded_patella(
+    anatomy: KneeAnatomy, strength: float, maximum: float, stream: int, what: str
+) -> tuple[np.random.Generator, float, Bone] | None:
+    """seeded_share for a patella variation, which needs the generator's (super)ellipsoid."""
+    seeded = seeded_share(anatomy, strength, maximum, stream, what)
+    if seeded is None:
+        return None
+    patella = anatomy.bones["patella"]
+    if not isinstance(patella.local_shape, Ellipsoid):
+        raise TypeError(f"{what} expects the generator's ellipsoid patella")
+    return (*seeded, patella)
+
+
+def _with_patella(anatomy: KneeAnatomy, patella: Bone, key: str, drawn: dict) -> KneeAnatomy:
+    """The anatomy with this patella, its centre landmark and transform, and what its
+    variation drew in `extras[key]`."""
+    pose = patella.patient_from_local
+    bones = dict(anatomy.bones)
+    bones["patella"] = patella
+    landmarks = dict(anatomy.landmarks)
+    landmarks["patella_centre"] = pose[:3, 3].copy()
+    transforms = dict(anatomy.transforms)
+    transforms["patient_from_patella"] = pose
+    extras = dict(anatomy.extras)
+    extras[key] = drawn
     return dataclasses.replace(
         anatomy, bones=bones, landmarks=landmarks, transforms=transforms, extras=extras
     )
 
 
+def _samples(shape: Ellipsoid) -> Array:
+    return ellipsoid_surface_samples(np.asarray(shape.radii), 600, shape.exponent)
+
+
 def _in_contact(
-    femur: Bone, shape: Ellipsoid, pose: Array, rise: float, gap: float = PATELLA_GAP
+    femur: Bone, samples: Array, pose: Array, rise: float, gap: float = PATELLA_GAP
 ) -> Array:
     """The pose raised `rise` mm along the patella's long axis (local z), then moved along
-    its thickness axis (local y, towards the femur) until the new shape lies `gap` from the
-    femur."""
-    samples = ellipsoid_surface_samples(np.asarray(shape.radii), 600, shape.exponent)
+    its thickness axis (local y, towards the femur) until the shape whose surface `samples`
+    (local frame) are given lies `gap` from the femur."""
     towards_femur = pose[:3, :3] @ np.array([0.0, 1.0, 0.0])
     upwards = pose[:3, :3] @ np.array([0.0, 0.0, 1.0])
     far = rigid(None, rise * upwards - SLIDE_START_MM * towards_femur) @ pose
@@ -215,42 +217,29 @@ def vary_patella_ridge(anatomy: KneeAnatomy, strength: float) -> KneeAnatomy:
     """The anatomy with a seeded median ridge on the patella's articular face (see the
     module's docstring); strength 0 returns it unchanged. Run it after the other patella
     variations: it leaves the patella a cut superellipsoid, not an ellipsoid."""
-    seeded = seeded_share(
+    seeded = _seeded_patella(
         anatomy, strength, MAX_PATELLA_RIDGE_VARIATION, RIDGE_STREAM, "patella ridge variation"
     )
     if seeded is None:
         return anatomy
-    patella = anatomy.bones["patella"]
-    if not isinstance(patella.local_shape, Ellipsoid):
-        raise TypeError("patella ridge variation expects the generator's ellipsoid patella")
-    rng, share = seeded
+    rng, share, patella = seeded
     angles = share * rng.uniform(*FACET_ANGLE_DEG, 2)
     radii = np.asarray(patella.local_shape.radii, dtype=float)
     shift = share * MAX_RIDGE_SHIFT * 2.0 * radii[0] * float(rng.uniform(-1.0, 1.0))
     shape = ridged(patella.local_shape, (float(angles[0]), float(angles[1])), shift)
     gap = float(anatomy.extras.get("patella_form", {}).get("gap_mm", PATELLA_GAP))
     samples = surface_shell(shape, np.asarray(patella.local_shape.centre, dtype=float), radii)
+    pose = _in_contact(anatomy.bones["femur"], samples, patella.patient_from_local, 0.0, gap)
+    moved = dataclasses.replace(patella, local_shape=shape, patient_from_local=pose)
     towards_femur = patella.patient_from_local[:3, :3] @ np.array([0.0, 1.0, 0.0])
-    far = rigid(None, -SLIDE_START_MM * towards_femur) @ patella.patient_from_local
-    travel = slide_to_contact(anatomy.bones["femur"].shape, samples, far, towards_femur, gap)
-    pose = rigid(None, travel * towards_femur) @ far
-    bones = dict(anatomy.bones)
-    bones["patella"] = dataclasses.replace(patella, local_shape=shape, patient_from_local=pose)
-    landmarks = dict(anatomy.landmarks)
-    landmarks["patella_centre"] = pose[:3, 3].copy()
-    transforms = dict(anatomy.transforms)
-    transforms["patient_from_patella"] = pose
-    extras = dict(anatomy.extras)
-    extras["patella_ridge"] = {
+    drawn = {
         "share": share,
         "facet_angles_deg": angles.tolist(),  # the +x facet's, the -x facet's
         "ridge_shift_mm": shift,
         "gap_mm": gap,
         "sunk_mm": float((pose[:3, 3] - patella.patient_from_local[:3, 3]) @ towards_femur),
     }
-    return dataclasses.replace(
-        anatomy, bones=bones, landmarks=landmarks, transforms=transforms, extras=extras
-    )
+    return _with_patella(anatomy, moved, "patella_ridge", drawn)
 
 
 def ridged(patella: Ellipsoid, facet_angles_deg: tuple[float, float], ridge_x: float) -> Shape:
