@@ -21,6 +21,7 @@ import numpy as np  # noqa: E402
 import trimesh  # noqa: E402
 
 from reconstruction.io._atomic import write_atomic  # noqa: E402
+from reconstruction.volume import Volume  # noqa: E402
 
 HEIGHTS_MM = (8.0, 15.0, 30.0)  # above the distal end
 CONDYLE_BAND_MM = 30.0  # where the posterior condylar line and the centre are taken
@@ -136,9 +137,9 @@ def _save_png(fig: plt.Figure, out: Path) -> Path:
         plt.close(fig)
 
 
-def patella_seating(labels: np.ndarray, affine: np.ndarray) -> dict[str, float]:
+def patella_seating(labels: Volume) -> dict[str, float]:
     """The patella's extent and how deep it sits, from a label map (1 femur, 4 patella) on
-    any grid (`affine`: voxel index -> patient mm, LPS; the real knee's is oblique).
+    any grid (the real knee's is oblique).
 
     Returns the voxel centres' extent along z (height), x (width) and y (thickness) in mm,
     the volume in cm^3, the lower pole's height above the femur's distal end, and `seat_mm`:
@@ -146,7 +147,8 @@ def patella_seating(labels: np.ndarray, affine: np.ndarray) -> dict[str, float]:
     posterior face lies behind the femur's most anterior point in the same slab (> 0: in
     the groove between the trochlear facets; < 0: in front of them). The real knee and the
     phantoms are measured alike."""
-    femur, patella = (_patient_points(labels, affine, value) for value in (1, 4))
+    array = np.asarray(labels.array)
+    femur, patella = (labels.index_to_patient(np.argwhere(array == value)) for value in (1, 4))
     if not len(femur) or not len(patella):
         raise ValueError("the label map needs a femur (1) and a patella (4)")
     extent = patella.max(axis=0) - patella.min(axis=0)
@@ -157,7 +159,7 @@ def patella_seating(labels: np.ndarray, affine: np.ndarray) -> dict[str, float]:
         if np.any(in_femur):
             back = patella[patella_slab == slab, 1].max()
             depths.append(back - femur[in_femur, 1].min())
-    voxel_mm3 = abs(float(np.linalg.det(np.asarray(affine, dtype=float)[:3, :3])))
+    voxel_mm3 = float(np.prod(labels.spacing))
     return {
         "height_mm": float(extent[2]),
         "width_mm": float(extent[0]),
@@ -166,8 +168,3 @@ def patella_seating(labels: np.ndarray, affine: np.ndarray) -> dict[str, float]:
         "lower_pole_mm": float(patella[:, 2].min() - femur[:, 2].min()),
         "seat_mm": float(max(depths)) if depths else float("nan"),
     }
-
-
-def _patient_points(labels: np.ndarray, affine: np.ndarray, value: int) -> np.ndarray:
-    index = np.argwhere(np.asarray(labels) == value).astype(float)
-    return index @ np.asarray(affine, dtype=float)[:3, :3].T + np.asarray(affine)[:3, 3]

@@ -249,9 +249,7 @@ def test_the_ridged_patella_sits_deeper_in_the_measured_groove() -> None:
     family = {"patella": 1.5, "femur": 1.5, "trochlea": 1.0, "patella_form": 1.5}
     plain = generate_case(73, **options, **family)
     ridged_case = generate_case(73, **options, **family, patella_ridge=1.5)
-    before, after = (
-        patella_seating(np.asarray(c.labels.array), c.labels.affine) for c in (plain, ridged_case)
-    )
+    before, after = (patella_seating(c.labels) for c in (plain, ridged_case))
     assert after["seat_mm"] >= before["seat_mm"] + 2.0
     assert after["volume_cm3"] < before["volume_cm3"]
     for label in (1, 2, 3):

@@ -13,6 +13,7 @@ from reconstruction.training.sections import (
     sagittal_outlines,
     section_outlines,
 )
+from reconstruction.volume import Volume
 
 
 def _condyles(offset=(0.0, 0.0, 0.0)) -> trimesh.Trimesh:
@@ -91,7 +92,7 @@ def test_patella_seating_measures_the_extent_the_pole_and_how_deep_it_sits(
     from reconstruction.training.sections import patella_seating
 
     labels, affine = _seating_labels(back)
-    measured = patella_seating(labels, affine)
+    measured = patella_seating(Volume(labels, affine, "LABELS"))
     assert measured["width_mm"] == pytest.approx(19.0)  # voxel centres 10-29
     assert measured["thickness_mm"] == pytest.approx(back - 5)
     assert measured["height_mm"] == pytest.approx(28.0)  # 15 slices 2 mm apart
@@ -104,7 +105,8 @@ def test_patella_seating_measures_the_extent_the_pole_and_how_deep_it_sits(
     permuted[:3, 3] = affine[:3, 3] + (0.0, 79.0, 0.0)
     permuted[3, 3] = 1.0
     relabelled = np.transpose(labels, (1, 2, 0))[::-1]  # [y, z, x] with y flipped
-    assert patella_seating(np.ascontiguousarray(relabelled), permuted) == pytest.approx(measured)
+    relabelled_volume = Volume(np.ascontiguousarray(relabelled), permuted, "LABELS")
+    assert patella_seating(relabelled_volume) == pytest.approx(measured)
 
 
 def test_patella_seating_refuses_a_map_without_both_bones() -> None:
@@ -112,4 +114,4 @@ def test_patella_seating_refuses_a_map_without_both_bones() -> None:
 
     labels, affine = _seating_labels(15)
     with pytest.raises(ValueError, match="femur"):
-        patella_seating(np.where(labels == 4, 0, labels), affine)
+        patella_seating(Volume(np.where(labels == 4, 0, labels), affine, "LABELS"))
