@@ -21,7 +21,6 @@ import argparse
 import json
 import math
 import sys
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -32,9 +31,6 @@ from reconstruction.networks.student import StudentConfig, XrayStudent
 from reconstruction.training.checkpoints import (
     export_model,
     load_checkpoint,
-    restore_rng,
-    rng_state,
-    save_checkpoint,
 )
 from reconstruction.training.data import (
     DEFAULT_CACHE,
@@ -48,6 +44,7 @@ from reconstruction.training.data import (
     training_seeds,
     with_orthogonal_pairs,
 )
+from reconstruction.training.loop import TrainingLoop
 from reconstruction.training.losses import distillation_loss, label_loss
 
 
@@ -250,7 +247,9 @@ def learning_rate(run: StudentRun, step: int) -> float:
     return run.lr * warm * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-class StudentTrainer:
+class StudentTrainer(TrainingLoop):
+    kind = "student-training"
+
     def __init__(self, run: StudentRun, data: StudentData | None = None) -> None:
         torch.set_num_threads(run.threads)
         torch.manual_seed(run.seed)
@@ -263,9 +262,7 @@ class StudentTrainer:
             self.model.parameters(), lr=run.lr, weight_decay=run.weight_decay
         )
         self.rng = np.random.default_rng([run.seed, 99])
-        self.step = 0
-        self.elapsed = 0.0
-        self.history: list[dict] = []
+        self._start()
         self.data = data or StudentData(run)
 
     def train_step(self) -> float:
@@ -280,52 +277,6 @@ class StudentTrainer:
         self.optimiser.step()
         self.step += 1
         return float(loss.detach())
-
-    def state(self) -> dict:
-        return {
-            "kind": "student-training",
-            "run": asdict(self.run),
-            "model": self.model.state_dict(),
-            "optimiser": self.optimiser.state_dict(),
-            "step": self.step,
-            "elapsed_s": self.elapsed,
-            "rng": rng_state(self.rng),
-            "history": self.history,
-        }
-
-    def save(self, path: str | Path | None = None) -> Path:
-        return save_checkpoint(path or self.run.out, self.state())
-
-    def resume(self, path: str | Path) -> None:
-        state = load_checkpoint(path)
-        self.model.load_state_dict(state["model"])
-        self.optimiser.load_state_dict(state["optimiser"])
-        self.step = int(state["step"])
-        self.elapsed = float(state["elapsed_s"])
-        self.history = list(state["history"])
-        self.rng = restore_rng(state["rng"])
-
-    def fit(self, log=print) -> None:
-        start = time.perf_counter() - self.elapsed
-        window: list[float] = []
-        while self.step < self.run.steps:
-            window.append(self.train_step())
-            self.elapsed = time.perf_counter() - start
-            if self.step % self.run.log_every == 0 or self.step == self.run.steps:
-                mean = float(np.mean(window))
-                window.clear()
-                self.history.append({"step": self.step, "loss": mean, "elapsed_s": self.elapsed})
-                rate = self.elapsed / self.step
-                log(
-                    f"step {self.step}/{self.run.steps} loss {mean:.4f} "
-                    f"{rate:.2f} s/step eta {(self.run.steps - self.step) * rate / 60:.1f} min"
-                )
-            if self.step % self.run.checkpoint_every == 0:
-                self.save()
-            if self.elapsed > self.run.time_limit_min * 60:
-                log(f"time limit reached at step {self.step}")
-                break
-        self.save()
 
 
 OPTIONAL_TYPES = {"isocentre_jitter_mm": float}

@@ -36,8 +36,6 @@ from reconstruction.training.checkpoints import (
     export_model,
     load_checkpoint,
     load_weights,
-    restore_rng,
-    rng_state,
     save_checkpoint,
 )
 from reconstruction.training.data import (
@@ -51,6 +49,7 @@ from reconstruction.training.data import (
     split_seeds,
     training_seeds,
 )
+from reconstruction.training.loop import TrainingLoop
 from reconstruction.training.losses import consistency_loss, label_loss
 from reconstruction.training.teacher_data import (
     DEFAULT_TEACHER_CACHE,
@@ -136,7 +135,9 @@ def add_noise(hu: np.ndarray, sigma_max: float, rng: np.random.Generator) -> np.
     return hu + rng.normal(0, sigma, hu.shape).astype(np.float32)
 
 
-class TeacherTrainer:
+class TeacherTrainer(TrainingLoop):
+    kind = "teacher-training"
+
     def __init__(
         self,
         run: TeacherRun,
@@ -151,9 +152,7 @@ class TeacherTrainer:
         self.model = CTTeacher(self.config)
         self.optimiser = torch.optim.AdamW(self.model.parameters(), lr=run.lr, weight_decay=1e-5)
         self.rng = np.random.default_rng([run.seed, 77])
-        self.step = 0
-        self.elapsed = 0.0
-        self.history: list[dict] = []
+        self._start()
         if cases is None:
             cases, labelled = self._phantom_cases(run)
         self.cases = cases
@@ -213,55 +212,12 @@ class TeacherTrainer:
         self.step += 1
         return float(loss.detach())
 
-    def state(self) -> dict:
-        return {
-            "kind": "teacher-training",
-            "run": asdict(self.run),
-            "config": self.config.to_dict(),
-            "model": self.model.state_dict(),
-            "optimiser": self.optimiser.state_dict(),
-            "step": self.step,
-            "elapsed_s": self.elapsed,
-            "rng": rng_state(self.rng),
-            "history": self.history,
-        }
-
-    def save(self) -> Path:
-        return save_checkpoint(self.run.out, self.state())
-
-    def resume(self, path: str | Path) -> None:
-        state = load_checkpoint(path)
-        self.model.load_state_dict(state["model"])
-        self.optimiser.load_state_dict(state["optimiser"])
-        self.step, self.elapsed = int(state["step"]), float(state["elapsed_s"])
-        self.history = list(state["history"])
-        self.rng = restore_rng(state["rng"])
+    def extra_state(self) -> dict:
+        return {"config": self.config.to_dict()}
 
     def initialise_from(self, path: str | Path) -> None:
         """Fine-tuning: the weights of a checkpoint or export; a fresh optimiser and schedule."""
         self.model.load_state_dict(load_teacher(path).float().state_dict())
-
-    def fit(self, log=print) -> None:
-        start = time.perf_counter() - self.elapsed
-        window: list[float] = []
-        while self.step < self.run.steps:
-            window.append(self.train_step())
-            self.elapsed = time.perf_counter() - start
-            if self.step % self.run.log_every == 0 or self.step == self.run.steps:
-                self.history.append(
-                    {"step": self.step, "loss": float(np.mean(window)), "elapsed_s": self.elapsed}
-                )
-                rate = self.elapsed / self.step
-                log(
-                    f"step {self.step}/{self.run.steps} loss {np.mean(window):.4f} {rate:.2f} s/step"
-                )
-                window.clear()
-            if self.step % self.run.checkpoint_every == 0:
-                self.save()
-            if self.elapsed > self.run.time_limit_min * 60:
-                log(f"time limit reached at step {self.step}")
-                break
-        self.save()
 
 
 def teacher_targets(
