@@ -29,12 +29,7 @@ case, seeded, other proportions and seating:
 - taller by up to 30 % * share (or 5 % shorter), its lower pole kept where it was (the real
   lower pole is higher than the phantoms', not lower);
 - up to 12 % * share narrower (or 5 % wider) and up to 18 % * share thinner (or 5 % thicker);
-- turned about its transverse axis (sagittal tilt) by share * U(-25, 10) degrees, negative
-  turning its top towards the femur (version 2; version 1 drew share * U(-10, 10)). The
-  generator's patella leans top-forward by 5-16 deg against the limb's vertical axis (long
-  axis of its sagittal section); the real patella's leans 0-10 deg top-backward, so version 1
-  reached it only at the edge of its range and the students trained with it cut off the
-  real patella's posterior-superior part (model card, candidate R2);
+- turned about its transverse axis by up to +-10 * share degrees (sagittal tilt);
 - a patello-femoral cartilage gap from the generator's 4 mm down to 4 - 2 * share mm;
 - slid along its thickness axis back into contact with the femur at that gap.
 
@@ -91,8 +86,7 @@ MAX_PATELLA_FORM_VARIATION = 3.0
 TALLER = (-0.05, 0.30)  # height x 1 + share * U(these)
 NARROWER = (-0.05, 0.12)  # width x 1 - share * U(these)
 THINNER = (-0.05, 0.18)  # thickness x 1 - share * U(these)
-PATELLA_FORM_VERSION = 2  # 2: the wider sagittal tilt (cache keys name it)
-SAGITTAL_TILT_DEG = (-25.0, 10.0)  # turned by share x U(these) about local x; < 0: top back
+MAX_SAGITTAL_TILT_DEG = 10.0  # at share 1, turned by U(-this, this) about local x
 MAX_GAP_REDUCTION_MM = 2.0  # at share 1, the cartilage gap down to PATELLA_GAP - this
 RIDGE_STREAM = 21  # rng stream [seed, 21] of vary_patella_ridge
 MAX_PATELLA_RIDGE_VARIATION = 3.0
@@ -146,7 +140,7 @@ def vary_patella_form(anatomy: KneeAnatomy, strength: float) -> KneeAnatomy:
             1.0 + share * float(rng.uniform(*TALLER)),
         ]
     )
-    tilt_deg = share * float(rng.uniform(*SAGITTAL_TILT_DEG))
+    tilt_deg = share * float(rng.uniform(-MAX_SAGITTAL_TILT_DEG, MAX_SAGITTAL_TILT_DEG))
     gap = PATELLA_GAP - share * MAX_GAP_REDUCTION_MM * float(rng.uniform())
     radii = np.asarray(patella.local_shape.radii, dtype=float)
     new_radii = radii * factors

@@ -54,7 +54,6 @@ from reconstruction.phantoms.patella import (
     MAX_PATELLA_FORM_VARIATION,
     MAX_PATELLA_RIDGE_VARIATION,
     MAX_PATELLA_VARIATION,
-    PATELLA_FORM_VERSION,
     PATELLA_VERSION,
 )
 from reconstruction.phantoms.soft_tissue import MAX_SOFT_TISSUE
@@ -432,7 +431,6 @@ patella_ridge_argument = strength_argument(MAX_PATELLA_RIDGE_VARIATION)
 VARIATION_VERSIONS = {
     "patella_variation": ("patella_version", PATELLA_VERSION),  # 2: + the patellar height
     "femur_variation": ("femur_version", FEMUR_VERSION),  # 2: the notch enlargement dropped
-    "patella_form_variation": ("patella_form_version", PATELLA_FORM_VERSION),  # 2: wider tilt
 }
 # the phantom variations (DataSettings fields): their strength check and what they add
 VARIATION_OPTIONS = {

@@ -175,7 +175,6 @@ def test_each_variation_names_its_own_cache() -> None:
     [
         "patella_variation",  # version 2: the patellar height joined the patella variation
         "femur_variation",  # version 2: the notch enlargement dropped
-        "patella_form_variation",  # version 2: the wider sagittal tilt
     ],
 )
 def test_a_variation_cache_names_its_version(variation: str) -> None:
