@@ -29,7 +29,8 @@ case, seeded, other proportions and seating:
 - taller by up to 30 % * share (or 5 % shorter), its lower pole kept where it was (the real
   lower pole is higher than the phantoms', not lower);
 - up to 12 % * share narrower (or 5 % wider) and up to 18 % * share thinner (or 5 % thicker);
-- turned about its transverse axis by up to +-10 * share degrees (sagittal tilt);
+- turned about its transverse axis by up to +-10 * share degrees (sagittal tilt; negative
+  turns its top towards the femur);
 - a patello-femoral cartilage gap from the generator's 4 mm down to 4 - 2 * share mm;
 - slid along its thickness axis back into contact with the femur at that gap.
 

@@ -154,7 +154,12 @@ def test_the_patella_form_changes_proportions_tilt_and_seating_within_its_bounds
     axis_after = after.patient_from_local[:3, :3] @ (0.0, 0.0, 1.0)
     turned = np.degrees(np.arccos(np.clip(axis_before @ axis_after, -1.0, 1.0)))
     assert turned == pytest.approx(abs(drawn["sagittal_tilt_deg"]), abs=1e-6)
-    assert abs(drawn["sagittal_tilt_deg"]) <= MAX_SAGITTAL_TILT_DEG * share
+    tilt_deg = drawn["sagittal_tilt_deg"]
+    assert abs(tilt_deg) <= MAX_SAGITTAL_TILT_DEG * share
+    # a negative tilt turns the top towards the femur (the old thickness axis, local +y)
+    towards_femur_before = before.patient_from_local[:3, :3] @ (0.0, 1.0, 0.0)
+    lean = axis_after @ towards_femur_before
+    assert lean == pytest.approx(-np.sin(np.radians(tilt_deg)), abs=1e-9)
     # seated at the drawn gap, which is at most the generator's: 0.5 mm less stays clear
     gap = drawn["gap_mm"]
     assert PATELLA_GAP - MAX_GAP_REDUCTION_MM * share <= gap <= PATELLA_GAP
