@@ -69,12 +69,21 @@ class TrainingLoop:
 
     def resume(self, path: str | Path) -> None:
         state = load_checkpoint(path)
+        if state.get("kind") != self.kind:  # e.g. a teacher's checkpoint given to the student
+            raise ValueError(f"{path} is a {state.get('kind')!r} checkpoint, not {self.kind!r}")
         self.model.load_state_dict(state["model"])
         self.optimiser.load_state_dict(state["optimiser"])
         self.step = int(state["step"])
         self.elapsed = float(state["elapsed_s"])
         self.history = list(state["history"])
         self.rng = restore_rng(state["rng"])
+
+    def resume_if_saved(self) -> bool:
+        """Resume from run.out when a checkpoint is there (the CLIs' --resume)."""
+        if not Path(self.run.out).exists():
+            return False
+        self.resume(self.run.out)
+        return True
 
     def fit(self, log: Callable[[str], Any] = print) -> None:
         """Steps until run.steps or run.time_limit_min of training wall time (counted across

@@ -335,8 +335,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"exported {export_student(run.out, run_export)}")
         return 0
     trainer = StudentTrainer(run)
-    if resume and Path(run.out).exists():
-        trainer.resume(run.out)
+    if resume and trainer.resume_if_saved():
         print(f"resumed at step {trainer.step}", flush=True)
     print(
         f"student: {sum(p.numel() for p in trainer.model.parameters()) / 1e6:.2f} M parameters, "

@@ -322,8 +322,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"teacher targets for {len(result)} cases in {time.perf_counter() - start:.0f} s")
         return 0
     trainer = TeacherTrainer(run)
-    if resume and Path(run.out).exists():
-        trainer.resume(run.out)
+    if resume and trainer.resume_if_saved():
         print(f"resumed at step {trainer.step}", flush=True)
     elif init is not None:
         trainer.initialise_from(init)

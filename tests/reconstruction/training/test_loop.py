@@ -92,3 +92,22 @@ def test_resume_continues_to_the_identical_run(tmp_path: Path) -> None:
 def test_a_trainer_without_train_step_refuses() -> None:
     with pytest.raises(NotImplementedError):
         TrainingLoop().train_step()
+
+
+def test_resume_refuses_another_trainers_checkpoint(tmp_path: Path) -> None:
+    trainer = LineTrainer(LineRun(out=str(tmp_path / "line.pt"), steps=2))
+    trainer.fit(log=lambda _: None)
+    other = LineTrainer(LineRun(out=str(tmp_path / "line.pt")))
+    other.kind = "teacher-training"
+    with pytest.raises(ValueError, match="'line-training' checkpoint, not 'teacher-training'"):
+        other.resume(tmp_path / "line.pt")
+    assert other.step == 0  # nothing loaded
+
+
+def test_resume_if_saved_only_when_the_checkpoint_exists(tmp_path: Path) -> None:
+    fresh = LineTrainer(LineRun(out=str(tmp_path / "line.pt")))
+    assert not fresh.resume_if_saved() and fresh.step == 0
+    fresh.run.steps = 3
+    fresh.fit(log=lambda _: None)
+    again = LineTrainer(LineRun(out=str(tmp_path / "line.pt")))
+    assert again.resume_if_saved() and again.step == 3
