@@ -68,6 +68,21 @@ class PseudoCTParams:
     noise_hu: float = 15.0
 
 
+def sample_pseudo_ct_params(rng: np.random.Generator) -> PseudoCTParams:
+    """A tissue model drawn around the defaults (for training phantoms rendered this way):
+    cortex 1.0-2.5 mm at 1200-1500 HU, cancellous 200-400 HU, soft tissue 30-60 HU, a
+    body 20-40 mm around the structures with 3-8 mm of fat, partial volume 0.3-0.6 mm."""
+    return PseudoCTParams(
+        cortical_hu=float(rng.uniform(1200.0, 1500.0)),
+        cortical_thickness_mm=float(rng.uniform(1.0, 2.5)),
+        cancellous_hu=float(rng.uniform(200.0, 400.0)),
+        soft_tissue_hu=float(rng.uniform(30.0, 60.0)),
+        fat_thickness_mm=float(rng.uniform(3.0, 8.0)),
+        body_margin_mm=float(rng.uniform(20.0, 40.0)),
+        partial_volume_sigma_mm=float(rng.uniform(0.3, 0.6)),
+    )
+
+
 def pseudo_ct_from_labels(
     labels: Volume,
     *,

@@ -59,6 +59,12 @@ from reconstruction.phantoms.patella import (
 from reconstruction.phantoms.soft_tissue import MAX_SOFT_TISSUE
 from reconstruction.phantoms.tibia import MAX_TIBIA_VARIATION
 from reconstruction.phantoms.variation import MAX_STRENGTH, vary_anatomy
+from reconstruction.pseudoct import (
+    CANONICAL_SCHEME,
+    extend_label_field,
+    pseudo_ct_from_labels,
+    sample_pseudo_ct_params,
+)
 from reconstruction.volume import Volume
 
 DEFAULT_CACHE = Path(os.environ.get("KNEE_TRAINING_CACHE", "var/cache/training"))
@@ -111,6 +117,10 @@ class DataSettings:
     patella_form_variation: float = 0.0
     # phantoms.patella.vary_patella_ridge strength: a median ridge, two facets (0: none)
     patella_ridge_variation: float = 0.0
+    # share of each case's pairs rendered from the pseudo-CT of its label map (uniform
+    # cortex, no canal, a body around the structures; tissue values drawn per case) instead
+    # of its own CT: the renderer the real knee is seen through (0: none)
+    pseudo_ct_fraction: float = 0.0
 
     @property
     def iso_pixel_mm(self) -> float:
@@ -260,6 +270,8 @@ def build_case(seed: int, settings: DataSettings) -> TrainingCase:
     )
     ct = case.ct
     rng = np.random.default_rng([seed, 2026])
+    pseudo_pairs = pseudo_ct_pairs(seed, settings)
+    pseudo = phantom_pseudo_ct(case.labels, seed) if pseudo_pairs else None
     pairs = []
     jitter = settings.isocentre_jitter_mm
     knee = None if jitter is None else np.asarray(bone_centre(ct))
@@ -273,7 +285,7 @@ def build_case(seed: int, settings: DataSettings) -> TrainingCase:
             isocentre = tuple(float(x) for x in knee + rng.uniform(-jitter, jitter, 3))
             isocentres.append(isocentre)
         views = simulate_views(
-            ct,
+            pseudo if index in pseudo_pairs else ct,
             separation,
             first,
             dose,
@@ -399,6 +411,25 @@ def fraction_argument(text: str) -> float:
     return value
 
 
+def pseudo_ct_pairs(seed: int, settings: DataSettings) -> set[int]:
+    """Which of a case's pairs are rendered from its pseudo-CT: a seeded choice of
+    round(pseudo_ct_fraction * pairs_per_case), from a stream of its own so that the other
+    draws (and caches made without it) are unchanged."""
+    count = round(settings.pseudo_ct_fraction * settings.pairs_per_case)
+    if count == 0:
+        return set()
+    rng = np.random.default_rng([seed, 2026, 1])
+    return {int(i) for i in rng.choice(settings.pairs_per_case, count, replace=False)}
+
+
+def phantom_pseudo_ct(labels: Volume, seed: int) -> Volume:
+    """The phantom's label map rendered as the real knee is (pseudoct): continued along the
+    limb beyond the field of view, with a tissue model drawn per case."""
+    extended, _ = extend_label_field(labels)
+    params = sample_pseudo_ct_params(np.random.default_rng([seed, 2026, 2]))
+    return pseudo_ct_from_labels(extended, scheme=CANONICAL_SCHEME, params=params, seed=seed)
+
+
 def non_negative_argument(text: str) -> float:
     value = float(text)
     if not value >= 0.0:
@@ -469,6 +500,10 @@ VARIATION_OPTIONS = {
     "patella_ridge_variation": (
         patella_ridge_argument,
         "a median ridge between two patellar facets (phantoms.patella.vary_patella_ridge)",
+    ),
+    "pseudo_ct_fraction": (
+        fraction_argument,
+        "share of pairs rendered from the pseudo-CT of the phantom's labels (pseudoct)",
     ),
 }
 

@@ -27,7 +27,13 @@ from reconstruction.drr.simulate import DRRSettings, bone_centre, simulate_pair
 from reconstruction.io import read_xray_pair, write_xray_pair
 from reconstruction.io._atomic import write_bytes_atomic
 from reconstruction.phantoms.generator import VARIATION_EXTRAS, generate_case
-from reconstruction.pseudoct import REAL_KNEE_ENV, real_knee_labels_path
+from reconstruction.pseudoct import (
+    CANONICAL_SCHEME,
+    REAL_KNEE_ENV,
+    extend_label_field,
+    pseudo_ct_from_labels,
+    real_knee_labels_path,
+)
 from reconstruction.training.data import VARIATION_OPTIONS, split_seeds
 
 ANGLES = (90.0, 75.0, 60.0, 45.0, 30.0)
@@ -79,6 +85,7 @@ def build_test_case(
     trochlea: float = 0.0,
     patella_form: float = 0.0,
     patella_ridge: float = 0.0,
+    pseudo_ct: bool = False,
 ) -> dict:
     """Ground-truth meshes + one X-ray pair directory per (separation, dose) condition.
 
@@ -89,7 +96,11 @@ def build_test_case(
     below the plateau (phantoms.tibia), `condyles` > 0 squarer distal condyles and
     `trochlea` > 0 a lower trochlea (phantoms.femur) and `patella_form` > 0 other patellar
     proportions and seating (phantoms.patella.vary_patella_form) and `patella_ridge` > 0 a
-    median ridge on its articular face (phantoms.patella.vary_patella_ridge)."""
+    median ridge on its articular face (phantoms.patella.vary_patella_ridge).
+
+    With `pseudo_ct` the radiographs are rendered as the real knee's are: from the
+    pseudo-CT of the phantom's label map (default tissue model, continued along the limb),
+    so the same shapes measure the renderer's share of the real-knee error."""
     case = generate_case(
         seed,
         fov="knee",
@@ -110,7 +121,11 @@ def build_test_case(
         mesh.export(out / f"truth_{name}.stl")
     np.savez_compressed(out / "ct.npz", ct=case.ct.array, affine=case.ct.affine)
     conditions = [(a, DOSES[0]) for a in ANGLES] + [(ANGLES[0], d) for d in DOSES[1:]]
-    centre = bone_centre(case.ct)  # the beam centred on the knee, as a radiographer does
+    source = case.ct
+    if pseudo_ct:
+        extended, _ = extend_label_field(case.labels)
+        source = pseudo_ct_from_labels(extended, scheme=CANONICAL_SCHEME, seed=seed)
+    centre = bone_centre(source)  # the beam centred on the knee, as a radiographer does
     for index, (separation, dose) in enumerate(conditions):
         settings = DRRSettings(
             separation_deg=separation,
@@ -119,7 +134,7 @@ def build_test_case(
             seed=seed % 10**6 + index,
             isocentre_mm=centre,
         )
-        pair = simulate_pair(case.ct, settings)
+        pair = simulate_pair(source, settings)
         write_xray_pair(
             out / condition_name(separation, dose),
             [v.image for v in pair.views],
@@ -127,6 +142,8 @@ def build_test_case(
             metadata=pair.metadata,
         )
     info = {"seed": seed, "non_watertight_truth": leaky, "side": case.params.side}
+    if pseudo_ct:
+        info["renderer"] = "pseudo_ct"
     for extra in VARIATION_EXTRAS:
         if extra in case.metadata:
             info[extra] = case.metadata[extra]
@@ -510,6 +527,12 @@ def main(argv: list[str] | None = None) -> int:
             default=0.0,
             help=f"held-out phantoms with {what}; 0 = plain",
         )
+    build.add_argument(
+        "--pseudo-ct",
+        action="store_true",
+        help="render the radiographs from the pseudo-CT of the phantoms' labels, as the real "
+        "knee's are (the same phantoms as without it)",
+    )
     student = commands.add_parser("student")
     student.add_argument("--checkpoint", required=True)
     student.add_argument("--testset", type=Path, required=True)
@@ -588,6 +611,7 @@ def main(argv: list[str] | None = None) -> int:
                 trochlea=args.trochlea_variation,
                 patella_form=args.patella_form_variation,
                 patella_ridge=args.patella_ridge_variation,
+                pseudo_ct=args.pseudo_ct,
             )
             print(
                 f"{target.name} seed {seed} {time.perf_counter() - start:.1f} s {info}", flush=True

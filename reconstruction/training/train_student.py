@@ -81,6 +81,7 @@ class StudentRun:
     trochlea_variation: float = 0.0  # see DataSettings
     patella_form_variation: float = 0.0  # see DataSettings
     patella_ridge_variation: float = 0.0  # see DataSettings
+    pseudo_ct_fraction: float = 0.0  # see DataSettings
     cache: str = str(DEFAULT_CACHE)
     config: dict = field(default_factory=lambda: StudentConfig().to_dict())
 

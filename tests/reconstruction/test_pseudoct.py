@@ -18,6 +18,7 @@ from reconstruction.pseudoct import (
     extend_label_field,
     pseudo_ct_from_labels,
     real_knee_labels_path,
+    sample_pseudo_ct_params,
 )
 from reconstruction.volume import Volume
 
@@ -170,3 +171,25 @@ def test_real_knee_path_is_beside_the_checkout_unless_configured(monkeypatch, tm
     assert real_knee_labels_path() == expected
     monkeypatch.setenv("REAL_KNEE_LABELS", str(tmp_path / "knee.nrrd"))
     assert real_knee_labels_path() == tmp_path / "knee.nrrd"
+
+
+def test_drawn_tissue_models_vary_within_their_ranges_and_are_seeded() -> None:
+    draws = [sample_pseudo_ct_params(np.random.default_rng([3, k])) for k in range(200)]
+    cortex = np.array([p.cortical_thickness_mm for p in draws])
+    assert cortex.min() >= 1.0 and cortex.max() <= 2.5 and cortex.std() > 0.3
+    assert all(1200.0 <= p.cortical_hu <= 1500.0 for p in draws)
+    assert all(200.0 <= p.cancellous_hu <= 400.0 for p in draws)
+    assert all(20.0 <= p.body_margin_mm <= 40.0 for p in draws)
+    again = sample_pseudo_ct_params(np.random.default_rng([3, 0]))
+    assert again == draws[0]
+
+
+def test_a_thicker_drawn_cortex_paints_more_cortical_voxels(ball_labels: Volume) -> None:
+    thin = PseudoCTParams(cortical_thickness_mm=1.0, noise_hu=0.0, partial_volume_sigma_mm=0.0)
+    thick = PseudoCTParams(cortical_thickness_mm=2.5, noise_hu=0.0, partial_volume_sigma_mm=0.0)
+    counts = [
+        int((pseudo_ct_from_labels(ball_labels, params=p).array == p.cortical_hu).sum())
+        for p in (thin, thick)
+    ]
+    # shells of a 10 mm ball: 1 mm holds 1 - 0.9^3 = 27 %, 2.5 mm 1 - 0.75^3 = 58 % of it
+    assert 1.8 < counts[1] / counts[0] < 2.6

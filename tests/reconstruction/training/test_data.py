@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import asdict
 
 import numpy as np
 import pytest
@@ -74,6 +75,44 @@ def test_jittered_pairs_are_centred_on_the_bones_and_select_their_own_field() ->
     for pair in range(2):
         kept = case.points[points_in_field(case, 60.0, pair)]
         assert len(kept) and np.all(np.abs(kept - case.isocentres[pair]) <= 30.0)
+
+
+def test_a_pseudo_ct_share_renders_only_those_pairs_from_the_label_map() -> None:
+    from reconstruction.training.data import build_case, pseudo_ct_pairs
+
+    plain = DataSettings(
+        size_px=32, pairs_per_case=4, points_per_case=2000, isocentre_jitter_mm=20.0
+    )
+    mixed = DataSettings(**{**asdict(plain), "pseudo_ct_fraction": 0.5})
+    seed = training_seeds(2026, 1)[0]
+    chosen = pseudo_ct_pairs(seed, mixed)
+    assert len(chosen) == 2 and chosen == pseudo_ct_pairs(seed, mixed)
+    assert pseudo_ct_pairs(seed, plain) == set()
+    own, rendered = build_case(seed, plain), build_case(seed, mixed)
+    for pair in range(4):
+        same = np.array_equal(own.images[pair], rendered.images[pair])
+        assert same == (pair not in chosen)
+    # every other draw is the plain case's: geometry, doses, points, labels, the CT
+    np.testing.assert_array_equal(own.projections, rendered.projections)
+    np.testing.assert_array_equal(own.doses, rendered.doses)
+    np.testing.assert_array_equal(own.points, rendered.points)
+    np.testing.assert_array_equal(own.labels, rendered.labels)
+    np.testing.assert_array_equal(own.ct, rendered.ct)
+    # the pseudo-CT's body is the margin around the bones, narrower than the phantom's leg:
+    # less soft tissue along the rays (a measured property, not just "different")
+    pair = min(chosen)
+    assert rendered.images[pair].mean() < own.images[pair].mean()
+    assert mixed.key() != plain.key()
+    assert plain.key() == DataSettings(**{**asdict(plain), "pseudo_ct_fraction": 0.0}).key()
+
+
+def test_pseudo_ct_fraction_is_checked(capsys) -> None:
+    from reconstruction.training.train_student import parse_args
+
+    run, _, _ = parse_args(["--pseudo-ct-fraction", "0.375", "--out", "x.pt"])
+    assert run.pseudo_ct_fraction == 0.375
+    with pytest.raises(SystemExit):
+        parse_args(["--pseudo-ct-fraction", "1.5", "--out", "x.pt"])
 
 
 def test_near_orthogonal_share_draws_that_share_from_the_top_of_the_range() -> None:

@@ -147,3 +147,27 @@ def test_real_knee_refuses_fewer_than_one_repeat(tmp_path, capsys) -> None:
     assert stopped.value.code == 2
     assert "at least 1" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_a_pseudo_ct_test_set_holds_the_same_phantoms_seen_through_the_real_knee_renderer(
+    tmp_path, monkeypatch
+) -> None:
+    from reconstruction.io import read_xray_pair
+    from reconstruction.training import evaluate
+
+    monkeypatch.setattr(evaluate, "ANGLES", (90.0,))
+    monkeypatch.setattr(evaluate, "DOSES", (1e5,))
+    seed = 4242
+    own = evaluate.build_test_case(seed, tmp_path / "own", size_px=48)
+    pseudo = evaluate.build_test_case(seed, tmp_path / "pseudo", size_px=48, pseudo_ct=True)
+    assert pseudo["renderer"] == "pseudo_ct" and "renderer" not in own
+    for bone in ("femur", "tibia", "fibula", "patella"):
+        name = f"truth_{bone}.stl"
+        assert (tmp_path / "own" / name).read_bytes() == (tmp_path / "pseudo" / name).read_bytes()
+    condition = evaluate.condition_name(90.0, 1e5)
+    own_pair = read_xray_pair(tmp_path / "own" / condition)
+    pseudo_pair = read_xray_pair(tmp_path / "pseudo" / condition)
+    for a, b in zip(own_pair.views, pseudo_pair.views, strict=True):
+        assert a.image.shape == b.image.shape == (48, 48)
+        # the pseudo-CT's body is a margin around the bones, slimmer than the phantom's leg
+        assert b.image.mean() < a.image.mean()
