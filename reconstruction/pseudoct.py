@@ -113,6 +113,19 @@ def pseudo_ct_from_labels(
     )
 
 
+def continued_pseudo_ct(
+    labels: Volume,
+    *,
+    scheme: LabelScheme = CANONICAL_SCHEME,
+    params: PseudoCTParams | None = None,
+    seed: int = 0,
+) -> Volume:
+    """The pseudo-CT of a label map continued beyond its field of view
+    (`extend_label_field`), as the real knee is rendered; by default a phantom's map."""
+    extended, _ = extend_label_field(labels)
+    return pseudo_ct_from_labels(extended, scheme=scheme, params=params, seed=seed)
+
+
 def _check_labels(array: np.ndarray, scheme: LabelScheme) -> None:
     present = set(np.unique(array).tolist())
     missing = [name for name, value in scheme.bones.items() if value not in present]

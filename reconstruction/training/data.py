@@ -59,12 +59,7 @@ from reconstruction.phantoms.patella import (
 from reconstruction.phantoms.soft_tissue import MAX_SOFT_TISSUE
 from reconstruction.phantoms.tibia import MAX_TIBIA_VARIATION
 from reconstruction.phantoms.variation import MAX_STRENGTH, vary_anatomy
-from reconstruction.pseudoct import (
-    CANONICAL_SCHEME,
-    extend_label_field,
-    pseudo_ct_from_labels,
-    sample_pseudo_ct_params,
-)
+from reconstruction.pseudoct import continued_pseudo_ct, sample_pseudo_ct_params
 from reconstruction.volume import Volume
 
 DEFAULT_CACHE = Path(os.environ.get("KNEE_TRAINING_CACHE", "var/cache/training"))
@@ -425,9 +420,8 @@ def pseudo_ct_pairs(seed: int, settings: DataSettings) -> set[int]:
 def phantom_pseudo_ct(labels: Volume, seed: int) -> Volume:
     """The phantom's label map rendered as the real knee is (pseudoct): continued along the
     limb beyond the field of view, with a tissue model drawn per case."""
-    extended, _ = extend_label_field(labels)
     params = sample_pseudo_ct_params(np.random.default_rng([seed, 2026, 2]))
-    return pseudo_ct_from_labels(extended, scheme=CANONICAL_SCHEME, params=params, seed=seed)
+    return continued_pseudo_ct(labels, params=params, seed=seed)
 
 
 def non_negative_argument(text: str) -> float:

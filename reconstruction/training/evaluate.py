@@ -27,13 +27,7 @@ from reconstruction.drr.simulate import DRRSettings, bone_centre, simulate_pair
 from reconstruction.io import read_xray_pair, write_xray_pair
 from reconstruction.io._atomic import write_bytes_atomic
 from reconstruction.phantoms.generator import VARIATION_EXTRAS, generate_case
-from reconstruction.pseudoct import (
-    CANONICAL_SCHEME,
-    REAL_KNEE_ENV,
-    extend_label_field,
-    pseudo_ct_from_labels,
-    real_knee_labels_path,
-)
+from reconstruction.pseudoct import REAL_KNEE_ENV, continued_pseudo_ct, real_knee_labels_path
 from reconstruction.training.data import VARIATION_OPTIONS, split_seeds
 
 ANGLES = (90.0, 75.0, 60.0, 45.0, 30.0)
@@ -121,10 +115,7 @@ def build_test_case(
         mesh.export(out / f"truth_{name}.stl")
     np.savez_compressed(out / "ct.npz", ct=case.ct.array, affine=case.ct.affine)
     conditions = [(a, DOSES[0]) for a in ANGLES] + [(ANGLES[0], d) for d in DOSES[1:]]
-    source = case.ct
-    if pseudo_ct:
-        extended, _ = extend_label_field(case.labels)
-        source = pseudo_ct_from_labels(extended, scheme=CANONICAL_SCHEME, seed=seed)
+    source = continued_pseudo_ct(case.labels, seed=seed) if pseudo_ct else case.ct
     centre = bone_centre(source)  # the beam centred on the knee, as a radiographer does
     for index, (separation, dose) in enumerate(conditions):
         settings = DRRSettings(
