@@ -117,6 +117,14 @@ class DataSettings:
     # of its own CT: the renderer the real knee is seen through (0: none)
     pseudo_ct_fraction: float = 0.0
 
+    def __post_init__(self) -> None:
+        if self.pseudo_ct_fraction > 0 and pseudo_ct_pair_count(self) == 0:
+            raise ValueError(
+                f"a pseudo-CT fraction of {self.pseudo_ct_fraction} renders none of "
+                f"{self.pairs_per_case} pairs (it rounds to 0); use 0 or more than "
+                f"{1 / (2 * self.pairs_per_case):g}"
+            )
+
     @property
     def iso_pixel_mm(self) -> float:
         """Pixel size at the isocentre: the reference detector's field over `size_px`."""
@@ -410,11 +418,16 @@ def pseudo_ct_pairs(seed: int, settings: DataSettings) -> set[int]:
     """Which of a case's pairs are rendered from its pseudo-CT: a seeded choice of
     round(pseudo_ct_fraction * pairs_per_case), from a stream of its own so that the other
     draws (and caches made without it) are unchanged."""
-    count = round(settings.pseudo_ct_fraction * settings.pairs_per_case)
+    count = pseudo_ct_pair_count(settings)
     if count == 0:
         return set()
     rng = np.random.default_rng([seed, 2026, 1])
     return {int(i) for i in rng.choice(settings.pairs_per_case, count, replace=False)}
+
+
+def pseudo_ct_pair_count(settings: DataSettings) -> int:
+    """How many of a case's pairs the pseudo-CT renders: round(fraction * pairs)."""
+    return round(settings.pseudo_ct_fraction * settings.pairs_per_case)
 
 
 def phantom_pseudo_ct(labels: Volume, seed: int) -> Volume:
@@ -539,14 +552,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     add_case_arguments(parser)
     args = parser.parse_args(argv)
-    settings = DataSettings(
-        size_px=args.view_px,
-        pairs_per_case=args.pairs,
-        isocentre_jitter_mm=args.isocentre_jitter_mm,
-        near_orthogonal_fraction=args.near_orthogonal_fraction,
-        first_angle_jitter_deg=args.first_angle_jitter_deg,
-        **{name: getattr(args, name) for name in VARIATION_OPTIONS},
-    )
+    try:
+        settings = DataSettings(
+            size_px=args.view_px,
+            pairs_per_case=args.pairs,
+            isocentre_jitter_mm=args.isocentre_jitter_mm,
+            near_orthogonal_fraction=args.near_orthogonal_fraction,
+            first_angle_jitter_deg=args.first_angle_jitter_deg,
+            **{name: getattr(args, name) for name in VARIATION_OPTIONS},
+        )
+    except ValueError as exc:
+        parser.error(str(exc))
     held_out = split_seeds(args.master_seed, HELD_OUT_BLOCK[0], args.test)["test"]
     seeds = training_seeds(args.master_seed, args.train) + held_out[: args.test]
     prebuild(seeds, settings, args.cache, args.workers)

@@ -312,6 +312,10 @@ def parse_args(argv: list[str] | None) -> tuple[StudentRun, bool]:
     run = StudentRun(**args)
     if config:
         run.config = {**run.config, **config}
+    try:
+        run_data_settings(run)
+    except ValueError as exc:
+        parser.error(str(exc))
     return run, resume, run_export
 
 

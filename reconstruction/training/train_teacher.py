@@ -290,14 +290,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     add_case_arguments(parser, prefix="student-")
     args = vars(parser.parse_args(argv))
-    student_data = DataSettings(
-        size_px=args.pop("student_view_px"),
-        pairs_per_case=args.pop("student_pairs"),
-        isocentre_jitter_mm=args.pop("student_isocentre_jitter_mm"),
-        near_orthogonal_fraction=args.pop("student_near_orthogonal_fraction"),
-        first_angle_jitter_deg=args.pop("student_first_angle_jitter_deg"),
-        **{name: args.pop(f"student_{name}") for name in VARIATION_OPTIONS},
-    )
+    try:
+        student_data = DataSettings(
+            size_px=args.pop("student_view_px"),
+            pairs_per_case=args.pop("student_pairs"),
+            isocentre_jitter_mm=args.pop("student_isocentre_jitter_mm"),
+            near_orthogonal_fraction=args.pop("student_near_orthogonal_fraction"),
+            first_angle_jitter_deg=args.pop("student_first_angle_jitter_deg"),
+            **{name: args.pop(f"student_{name}") for name in VARIATION_OPTIONS},
+        )
+    except ValueError as exc:
+        parser.error(f"--student-...: {exc}")
     resume, targets, stride = args.pop("resume"), args.pop("targets"), args.pop("target_stride")
     init = args.pop("init")
     if init is not None and not init.is_file():

@@ -115,6 +115,26 @@ def test_pseudo_ct_fraction_is_checked(capsys) -> None:
         parse_args(["--pseudo-ct-fraction", "1.5", "--out", "x.pt"])
 
 
+def test_a_pseudo_ct_fraction_that_renders_no_pair_is_refused(capsys) -> None:
+    from reconstruction.training import data, train_teacher
+    from reconstruction.training.train_student import parse_args
+
+    # 0.05 of 8 pairs rounds to none: it would only have given the cache a key of its own
+    with pytest.raises(ValueError, match="renders none of 8 pairs"):
+        DataSettings(pairs_per_case=8, pseudo_ct_fraction=0.05)
+    assert DataSettings(pairs_per_case=8, pseudo_ct_fraction=0.07).key()  # 0.56 -> one pair
+    for command in (
+        lambda: parse_args(["--pseudo-ct-fraction", "0.05", "--pairs-per-case", "8"]),
+        lambda: data.main(["--pseudo-ct-fraction", "0.05", "--pairs", "8"]),
+        lambda: train_teacher.main(
+            ["--student-pseudo-ct-fraction", "0.05", "--student-pairs", "8"]
+        ),
+    ):
+        with pytest.raises(SystemExit):
+            command()
+        assert "rounds to 0" in capsys.readouterr().err
+
+
 def test_near_orthogonal_share_draws_that_share_from_the_top_of_the_range() -> None:
     settings = DataSettings(near_orthogonal_fraction=0.5)
     rng = np.random.default_rng(0)
