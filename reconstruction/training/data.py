@@ -538,6 +538,26 @@ def add_case_arguments(parser: argparse.ArgumentParser, prefix: str = "") -> Non
         )
 
 
+def case_settings_from_args(
+    parser: argparse.ArgumentParser, args: dict, prefix: str = ""
+) -> DataSettings:
+    """Pops a cache's settings from parsed arguments (`vars(...)`): add_case_arguments' flags
+    plus {prefix}view-px, {prefix}pairs and {prefix}isocentre-jitter-mm, which each command
+    declares with its own defaults. Settings DataSettings refuses become the parser's error."""
+    key = prefix.replace("-", "_")
+    try:
+        return DataSettings(
+            size_px=args.pop(f"{key}view_px"),
+            pairs_per_case=args.pop(f"{key}pairs"),
+            isocentre_jitter_mm=args.pop(f"{key}isocentre_jitter_mm"),
+            near_orthogonal_fraction=args.pop(f"{key}near_orthogonal_fraction"),
+            first_angle_jitter_deg=args.pop(f"{key}first_angle_jitter_deg"),
+            **{name: args.pop(f"{key}{name}") for name in VARIATION_OPTIONS},
+        )
+    except ValueError as exc:
+        parser.error(f"--{prefix}...: {exc}" if prefix else str(exc))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m reconstruction.training.data")
     parser.add_argument("--master-seed", type=int, default=2026)
@@ -551,21 +571,11 @@ def main(argv: list[str] | None = None) -> int:
         "--isocentre-jitter-mm", type=float, default=None, help="centre on the bones +- this"
     )
     add_case_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        settings = DataSettings(
-            size_px=args.view_px,
-            pairs_per_case=args.pairs,
-            isocentre_jitter_mm=args.isocentre_jitter_mm,
-            near_orthogonal_fraction=args.near_orthogonal_fraction,
-            first_angle_jitter_deg=args.first_angle_jitter_deg,
-            **{name: getattr(args, name) for name in VARIATION_OPTIONS},
-        )
-    except ValueError as exc:
-        parser.error(str(exc))
-    held_out = split_seeds(args.master_seed, HELD_OUT_BLOCK[0], args.test)["test"]
-    seeds = training_seeds(args.master_seed, args.train) + held_out[: args.test]
-    prebuild(seeds, settings, args.cache, args.workers)
+    args = vars(parser.parse_args(argv))
+    settings = case_settings_from_args(parser, args)
+    held_out = split_seeds(args["master_seed"], HELD_OUT_BLOCK[0], args["test"])["test"]
+    seeds = training_seeds(args["master_seed"], args["train"]) + held_out[: args["test"]]
+    prebuild(seeds, settings, args["cache"], args["workers"])
     return 0
 
 

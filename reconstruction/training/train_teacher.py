@@ -40,10 +40,9 @@ from reconstruction.training.checkpoints import (
 )
 from reconstruction.training.data import (
     DEFAULT_CACHE,
-    VARIATION_OPTIONS,
-    DataSettings,
     TrainingCase,
     add_case_arguments,
+    case_settings_from_args,
     labelled_subset,
     load_case,
     split_seeds,
@@ -290,17 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     add_case_arguments(parser, prefix="student-")
     args = vars(parser.parse_args(argv))
-    try:
-        student_data = DataSettings(
-            size_px=args.pop("student_view_px"),
-            pairs_per_case=args.pop("student_pairs"),
-            isocentre_jitter_mm=args.pop("student_isocentre_jitter_mm"),
-            near_orthogonal_fraction=args.pop("student_near_orthogonal_fraction"),
-            first_angle_jitter_deg=args.pop("student_first_angle_jitter_deg"),
-            **{name: args.pop(f"student_{name}") for name in VARIATION_OPTIONS},
-        )
-    except ValueError as exc:
-        parser.error(f"--student-...: {exc}")
+    student_data = case_settings_from_args(parser, args, prefix="student-")
     resume, targets, stride = args.pop("resume"), args.pop("targets"), args.pop("target_stride")
     init = args.pop("init")
     if init is not None and not init.is_file():
