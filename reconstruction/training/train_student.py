@@ -12,7 +12,9 @@ training cases are used: loss = (1 - w) CE(labels) + w CE(teacher) + 0.1 L1(feat
 labelled cases, CE(teacher) + 0.1 L1(features) on unlabelled ones.
 
 Checkpoints (atomic) hold the model, optimiser, step and both RNG states, so `--resume`
-continues with exactly the step an uninterrupted run would have taken.
+continues with exactly the step an uninterrupted run would have taken. `--init-from M`
+fine-tunes instead: the weights of student M (shipped file or training checkpoint, same
+network config), a fresh optimiser and schedule.
 """
 
 from __future__ import annotations
@@ -82,6 +84,7 @@ class StudentRun:
     patella_form_variation: float = 0.0  # see DataSettings
     patella_ridge_variation: float = 0.0  # see DataSettings
     pseudo_ct_fraction: float = 0.0  # see DataSettings
+    init_from: str | None = None  # fine-tune: start from this student's weights
     cache: str = str(DEFAULT_CACHE)
     config: dict = field(default_factory=lambda: StudentConfig().to_dict())
 
@@ -259,6 +262,8 @@ class StudentTrainer(TrainingLoop):
         grid = {"view_size": run.view_px, "iso_pixel_mm": run_data_settings(run).iso_pixel_mm}
         run.config = {**run.config, **grid}
         self.model = XrayStudent(StudentConfig.from_dict(run.config))
+        if run.init_from:
+            self.model.load_state_dict(student_weights(run.init_from, self.model.config))
         self.optimiser = torch.optim.AdamW(
             self.model.parameters(), lr=run.lr, weight_decay=run.weight_decay
         )
@@ -317,6 +322,25 @@ def parse_args(argv: list[str] | None) -> tuple[StudentRun, bool]:
     except ValueError as exc:
         parser.error(str(exc))
     return run, resume, run_export
+
+
+def student_weights(path: str | Path, config: StudentConfig | None = None) -> dict:
+    """float32 weights of a shipped student file or a student training checkpoint; with
+    `config`, refused unless the file's network is that one (weights of another shape or
+    view grid would load into the wrong layers or mean another thing)."""
+    state = load_checkpoint(path)
+    if "weights" in state:  # shipped file
+        source_config, weights = state["config"], state["weights"]
+    elif state.get("kind") == StudentTrainer.kind:
+        source_config, weights = state["run"]["config"], state["model"]
+    else:
+        raise ValueError(f"{path} is neither a shipped student nor a student checkpoint")
+    if config is not None and StudentConfig.from_dict(source_config) != config:
+        raise ValueError(
+            f"{path} holds another network: {StudentConfig.from_dict(source_config)} "
+            f"is not {config}"
+        )
+    return {name: tensor.float() for name, tensor in weights.items()}
 
 
 def export_student(training_checkpoint: str | Path, target: str | Path) -> Path:

@@ -25,18 +25,18 @@ TINY_TEACHER = TeacherConfig(
 
 
 def student(tmp_path: Path, cases, teacher=None, **changes) -> StudentTrainer:
-    run = StudentRun(
-        out=str(tmp_path / "student.pt"),
-        steps=40,
-        batch=2,
-        points=256,
-        lr=3e-3,
-        master_seed=MASTER,
-        n_train=N_TRAIN,
-        labelled_fraction=0.5,
-        config=TINY_STUDENT.to_dict(),
-        **changes,
-    )
+    settings = {
+        "out": str(tmp_path / "student.pt"),
+        "steps": 40,
+        "batch": 2,
+        "points": 256,
+        "lr": 3e-3,
+        "master_seed": MASTER,
+        "n_train": N_TRAIN,
+        "labelled_fraction": 0.5,
+        "config": TINY_STUDENT.to_dict(),
+    }
+    run = StudentRun(**{**settings, **changes})
     labelled = set(sorted(cases)[:2])
     return StudentTrainer(run, StudentData.from_cases(run, cases, labelled, teacher))
 
@@ -170,3 +170,42 @@ def test_distillation_draws_only_teacher_labelled_points_inside_the_pairs_field(
     data.teacher = {seed: {"index": torch.tensor([0, 3, 6, 9, 12])}}
     restricted = data._restricted_to_teacher_targets({seed: [np.array([3, 4, 9, 13])]})
     assert restricted[seed][0].tolist() == [1, 3]  # positions of bank points 3 and 9
+
+
+def test_student_fine_tunes_from_a_shipped_file_or_a_checkpoint(tmp_path: Path, toy_cases) -> None:
+    from reconstruction.training.train_student import export_student, student_weights
+
+    source = student(tmp_path, toy_cases, seed=7)
+    for _ in range(30):
+        source.train_step()
+    source.save(tmp_path / "source.pt")
+    shipped = export_student(tmp_path / "source.pt", tmp_path / "shipped.pt")
+    for path in (tmp_path / "source.pt", shipped):
+        tuned = student(tmp_path, toy_cases, init_from=str(path))
+        expected = student_weights(path)
+        assert tuned.step == 0 and not tuned.optimiser.state  # fresh optimiser and schedule
+        for name, tensor in tuned.model.state_dict().items():
+            torch.testing.assert_close(tensor, expected[name], rtol=0, atol=0)
+    # a training checkpoint keeps float32, the shipped file float16: both start near the source
+    start = dict(source.model.state_dict())
+    for name, tensor in student_weights(shipped).items():
+        torch.testing.assert_close(tensor, start[name], rtol=2e-3, atol=2e-3)
+    loss = student(tmp_path, toy_cases, init_from=str(shipped)).train_step()
+    fresh = student(tmp_path, toy_cases).train_step()
+    assert loss < 0.9 * fresh  # it starts trained (both see the same first batch)
+
+
+def test_student_refuses_to_fine_tune_another_network(tmp_path: Path, toy_cases) -> None:
+    import pytest
+
+    source = student(tmp_path, toy_cases)
+    source.save(tmp_path / "source.pt")
+    wider = {**TINY_STUDENT.to_dict(), "hidden": [24]}
+    with pytest.raises(ValueError, match="another network"):
+        student(tmp_path, toy_cases, init_from=str(tmp_path / "source.pt"), config=wider)
+    with pytest.raises(ValueError, match="another network"):  # same layers, other view grid
+        student(tmp_path, toy_cases, init_from=str(tmp_path / "source.pt"), view_px=64)
+    teacher_file = tmp_path / "teacher.pt"
+    torch.save({"kind": "teacher-training", "model": {}}, teacher_file)
+    with pytest.raises(ValueError, match="neither"):
+        student(tmp_path, toy_cases, init_from=str(teacher_file))
