@@ -209,3 +209,19 @@ def test_student_refuses_to_fine_tune_another_network(tmp_path: Path, toy_cases)
     torch.save({"kind": "teacher-training", "model": {}}, teacher_file)
     with pytest.raises(ValueError, match="neither"):
         student(tmp_path, toy_cases, init_from=str(teacher_file))
+
+
+def test_fine_tuning_is_a_cli_option_recorded_in_the_checkpoint(tmp_path: Path, toy_cases) -> None:
+    from reconstruction.training.checkpoints import load_checkpoint
+    from reconstruction.training.train_student import parse_args
+
+    run, _, _ = parse_args(["--init-from", "shipped.pt", "--lr", "3e-4"])
+    assert (run.init_from, run.lr) == ("shipped.pt", 3e-4)
+    assert parse_args([])[0].init_from is None
+    source = student(tmp_path, toy_cases, out=str(tmp_path / "source.pt"))
+    source.save()
+    tuned = student(tmp_path, toy_cases, init_from=str(tmp_path / "source.pt"))
+    tuned.save()
+    assert load_checkpoint(tmp_path / "student.pt")["run"]["init_from"] == str(
+        tmp_path / "source.pt"
+    )
