@@ -3,7 +3,7 @@
     python -m reconstruction.training.interpolate START END --weight 0.5 --out M.pt
 
 writes a shipped student whose every weight is (1 - w) START + w END. It is meant for END
-fine-tuned from START (`train_student --init-from START`): the two then lie in one basin of
+fine-tuned from START (`train_student --init START`): the two then lie in one basin of
 the loss, and the average can keep START's accuracy on its own data while taking part of
 END's robustness to the data it was fine-tuned on. Two independent trainings do not share a
 basin; their average is usually far worse than either, so the result must be measured like
@@ -13,22 +13,17 @@ any other model.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import sys
 from pathlib import Path
 
 from reconstruction.networks.student import StudentConfig, XrayStudent
 from reconstruction.training.checkpoints import export_model, load_checkpoint
-from reconstruction.training.train_student import student_weights
+from reconstruction.training.train_student import file_sha256, student_weights
 
 
 def _network_config(path: str | Path) -> dict:
     state = load_checkpoint(path)
     return state["config"] if "weights" in state else state["run"]["config"]
-
-
-def _sha(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
 def interpolate_students(
@@ -48,9 +43,9 @@ def interpolate_students(
     metadata = {
         "interpolated": {
             "start": str(start),
-            "start_sha256": _sha(start),
+            "start_sha256": file_sha256(start),
             "end": str(end),
-            "end_sha256": _sha(end),
+            "end_sha256": file_sha256(end),
             "weight_of_end": weight,
         },
         "start_metadata": load_checkpoint(start).get("metadata", {}),

@@ -12,14 +12,15 @@ training cases are used: loss = (1 - w) CE(labels) + w CE(teacher) + 0.1 L1(feat
 labelled cases, CE(teacher) + 0.1 L1(features) on unlabelled ones.
 
 Checkpoints (atomic) hold the model, optimiser, step and both RNG states, so `--resume`
-continues with exactly the step an uninterrupted run would have taken. `--init-from M`
-fine-tunes instead: the weights of student M (shipped file or training checkpoint, same
+continues with exactly the step an uninterrupted run would have taken. `--init M`
+(as train_teacher's) fine-tunes instead: the weights of student M (shipped file or training checkpoint, same
 network config), a fresh optimiser and schedule.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import sys
@@ -84,7 +85,7 @@ class StudentRun:
     patella_form_variation: float = 0.0  # see DataSettings
     patella_ridge_variation: float = 0.0  # see DataSettings
     pseudo_ct_fraction: float = 0.0  # see DataSettings
-    init_from: str | None = None  # fine-tune: start from this student's weights
+    init: str | None = None  # fine-tune: start from this student's weights
     cache: str = str(DEFAULT_CACHE)
     config: dict = field(default_factory=lambda: StudentConfig().to_dict())
 
@@ -262,14 +263,20 @@ class StudentTrainer(TrainingLoop):
         grid = {"view_size": run.view_px, "iso_pixel_mm": run_data_settings(run).iso_pixel_mm}
         run.config = {**run.config, **grid}
         self.model = XrayStudent(StudentConfig.from_dict(run.config))
-        if run.init_from:
-            self.model.load_state_dict(student_weights(run.init_from, self.model.config))
+        self.init_sha256 = None
+        if run.init:
+            self.model.load_state_dict(student_weights(run.init, self.model.config))
+            # the file may be replaced later (a shipped model fine-tuned into its successor)
+            self.init_sha256 = file_sha256(run.init)
         self.optimiser = torch.optim.AdamW(
             self.model.parameters(), lr=run.lr, weight_decay=run.weight_decay
         )
         self.rng = np.random.default_rng([run.seed, 99])
         self._start()
         self.data = data or StudentData(run)
+
+    def extra_state(self) -> dict:
+        return {"init_sha256": self.init_sha256} if self.init_sha256 else {}
 
     def train_step(self) -> float:
         for group in self.optimiser.param_groups:
@@ -324,6 +331,10 @@ def parse_args(argv: list[str] | None) -> tuple[StudentRun, bool]:
     return run, resume, run_export
 
 
+def file_sha256(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
 def student_weights(path: str | Path, config: StudentConfig | None = None) -> dict:
     """float32 weights of a shipped student file or a student training checkpoint; with
     `config`, refused unless the file's network is that one (weights of another shape or
@@ -355,6 +366,8 @@ def export_student(training_checkpoint: str | Path, target: str | Path) -> Path:
         "run": {k: v for k, v in run.items() if k != "config"},
         "final_loss": state["history"][-1]["loss"] if state["history"] else None,
     }
+    if state.get("init_sha256"):
+        metadata["init_sha256"] = state["init_sha256"]
     return export_model(model, run["config"], target, metadata)
 
 

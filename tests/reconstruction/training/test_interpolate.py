@@ -20,7 +20,7 @@ def two_students(tmp_path: Path, toy_cases) -> tuple[Path, Path]:
     start.train_step()
     start.save(tmp_path / "start_run.pt")
     shipped = export_student(tmp_path / "start_run.pt", tmp_path / "start.pt")
-    tuned = student(tmp_path, toy_cases, init_from=str(shipped), out=str(tmp_path / "end.pt"))
+    tuned = student(tmp_path, toy_cases, init=str(shipped), out=str(tmp_path / "end.pt"))
     for _ in range(5):
         tuned.train_step()
     tuned.save()

@@ -181,7 +181,7 @@ def test_student_fine_tunes_from_a_shipped_file_or_a_checkpoint(tmp_path: Path, 
     source.save(tmp_path / "source.pt")
     shipped = export_student(tmp_path / "source.pt", tmp_path / "shipped.pt")
     for path in (tmp_path / "source.pt", shipped):
-        tuned = student(tmp_path, toy_cases, init_from=str(path))
+        tuned = student(tmp_path, toy_cases, init=str(path))
         expected = student_weights(path)
         assert tuned.step == 0 and not tuned.optimiser.state  # fresh optimiser and schedule
         for name, tensor in tuned.model.state_dict().items():
@@ -190,7 +190,7 @@ def test_student_fine_tunes_from_a_shipped_file_or_a_checkpoint(tmp_path: Path, 
     start = dict(source.model.state_dict())
     for name, tensor in student_weights(shipped).items():
         torch.testing.assert_close(tensor, start[name], rtol=2e-3, atol=2e-3)
-    loss = student(tmp_path, toy_cases, init_from=str(shipped)).train_step()
+    loss = student(tmp_path, toy_cases, init=str(shipped)).train_step()
     fresh = student(tmp_path, toy_cases).train_step()
     assert loss < 0.9 * fresh  # it starts trained (both see the same first batch)
 
@@ -202,26 +202,31 @@ def test_student_refuses_to_fine_tune_another_network(tmp_path: Path, toy_cases)
     source.save(tmp_path / "source.pt")
     wider = {**TINY_STUDENT.to_dict(), "hidden": [24]}
     with pytest.raises(ValueError, match="another network"):
-        student(tmp_path, toy_cases, init_from=str(tmp_path / "source.pt"), config=wider)
+        student(tmp_path, toy_cases, init=str(tmp_path / "source.pt"), config=wider)
     with pytest.raises(ValueError, match="another network"):  # same layers, other view grid
-        student(tmp_path, toy_cases, init_from=str(tmp_path / "source.pt"), view_px=64)
+        student(tmp_path, toy_cases, init=str(tmp_path / "source.pt"), view_px=64)
     teacher_file = tmp_path / "teacher.pt"
     torch.save({"kind": "teacher-training", "model": {}}, teacher_file)
     with pytest.raises(ValueError, match="neither"):
-        student(tmp_path, toy_cases, init_from=str(teacher_file))
+        student(tmp_path, toy_cases, init=str(teacher_file))
 
 
 def test_fine_tuning_is_a_cli_option_recorded_in_the_checkpoint(tmp_path: Path, toy_cases) -> None:
     from reconstruction.training.checkpoints import load_checkpoint
-    from reconstruction.training.train_student import parse_args
+    from reconstruction.training.train_student import export_student, file_sha256, parse_args
 
-    run, _, _ = parse_args(["--init-from", "shipped.pt", "--lr", "3e-4"])
-    assert (run.init_from, run.lr) == ("shipped.pt", 3e-4)
-    assert parse_args([])[0].init_from is None
+    run, _, _ = parse_args(["--init", "shipped.pt", "--lr", "3e-4"])
+    assert (run.init, run.lr) == ("shipped.pt", 3e-4)
+    assert parse_args([])[0].init is None
     source = student(tmp_path, toy_cases, out=str(tmp_path / "source.pt"))
     source.save()
-    tuned = student(tmp_path, toy_cases, init_from=str(tmp_path / "source.pt"))
+    tuned = student(tmp_path, toy_cases, init=str(tmp_path / "source.pt"))
     tuned.save()
-    assert load_checkpoint(tmp_path / "student.pt")["run"]["init_from"] == str(
-        tmp_path / "source.pt"
-    )
+    assert load_checkpoint(tmp_path / "student.pt")["run"]["init"] == str(tmp_path / "source.pt")
+    # the start's digest survives the start file being replaced (e.g. by its successor)
+    digest = file_sha256(tmp_path / "source.pt")
+    (tmp_path / "source.pt").unlink()
+    shipped = export_student(tmp_path / "student.pt", tmp_path / "shipped.pt")
+    assert load_checkpoint(shipped)["metadata"]["init_sha256"] == digest
+    source.save(tmp_path / "plain.pt")  # a run from scratch records none
+    assert "init_sha256" not in load_checkpoint(tmp_path / "plain.pt")
