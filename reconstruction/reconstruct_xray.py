@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import json
 import sys
 import time
@@ -68,7 +67,7 @@ class ReconstructionError(ImagingError):
 def load_student(checkpoint: str | None = None) -> tuple[XrayStudent, str]:
     """The shipped (or given) student in eval mode, and the checkpoint's SHA-256 prefix."""
     from reconstruction.networks.student import StudentConfig, XrayStudent
-    from reconstruction.training.checkpoints import load_checkpoint, load_weights
+    from reconstruction.training.checkpoints import file_sha256, load_checkpoint, load_weights
 
     path = Path(checkpoint) if checkpoint else DEFAULT_CHECKPOINT
     if not path.is_file():
@@ -77,7 +76,7 @@ def load_student(checkpoint: str | None = None) -> tuple[XrayStudent, str]:
     model = XrayStudent(StudentConfig.from_dict(state["config"]))
     load_weights(model, state["weights"])
     model.eval()
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    digest = file_sha256(path)[:16]
     return model, digest
 
 

@@ -17,8 +17,8 @@ import sys
 from pathlib import Path
 
 from reconstruction.networks.student import StudentConfig, XrayStudent
-from reconstruction.training.checkpoints import export_model, load_checkpoint
-from reconstruction.training.train_student import file_sha256, student_weights
+from reconstruction.training.checkpoints import export_model, file_sha256, load_checkpoint
+from reconstruction.training.train_student import student_weights
 
 
 def _network_config(path: str | Path) -> dict:

@@ -51,6 +51,9 @@ class TrainingLoop:
         """What a trainer stores besides the loop's own state (e.g. the network config)."""
         return {}
 
+    def restore_extra_state(self, state: dict[str, Any]) -> None:
+        """Take back what extra_state stored (on resume)."""
+
     def state(self) -> dict[str, Any]:
         return {
             "kind": self.kind,
@@ -77,6 +80,7 @@ class TrainingLoop:
         self.elapsed = float(state["elapsed_s"])
         self.history = list(state["history"])
         self.rng = restore_rng(state["rng"])
+        self.restore_extra_state(state)
 
     def resume_if_saved(self) -> bool:
         """Resume from run.out when a checkpoint is there (the CLIs' --resume)."""

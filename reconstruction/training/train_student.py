@@ -12,15 +12,14 @@ training cases are used: loss = (1 - w) CE(labels) + w CE(teacher) + 0.1 L1(feat
 labelled cases, CE(teacher) + 0.1 L1(features) on unlabelled ones.
 
 Checkpoints (atomic) hold the model, optimiser, step and both RNG states, so `--resume`
-continues with exactly the step an uninterrupted run would have taken. `--init M`
-(as train_teacher's) fine-tunes instead: the weights of student M (shipped file or training checkpoint, same
-network config), a fresh optimiser and schedule.
+continues with exactly the step an uninterrupted run would have taken. `--init M` (as
+train_teacher's) fine-tunes instead: the weights of student M (shipped file or training
+checkpoint, same network config), a fresh optimiser and schedule.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import sys
@@ -33,6 +32,7 @@ import torch
 from reconstruction.networks.student import StudentConfig, XrayStudent
 from reconstruction.training.checkpoints import (
     export_model,
+    file_sha256,
     load_checkpoint,
 )
 from reconstruction.training.data import (
@@ -278,6 +278,10 @@ class StudentTrainer(TrainingLoop):
     def extra_state(self) -> dict:
         return {"init_sha256": self.init_sha256} if self.init_sha256 else {}
 
+    def restore_extra_state(self, state: dict) -> None:
+        # the start's digest as it was when the run began, not of whatever file is there now
+        self.init_sha256 = state.get("init_sha256")
+
     def train_step(self) -> float:
         for group in self.optimiser.param_groups:
             group["lr"] = learning_rate(self.run, self.step)
@@ -329,10 +333,6 @@ def parse_args(argv: list[str] | None) -> tuple[StudentRun, bool]:
     except ValueError as exc:
         parser.error(str(exc))
     return run, resume, run_export
-
-
-def file_sha256(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def student_weights(path: str | Path, config: StudentConfig | None = None) -> dict:

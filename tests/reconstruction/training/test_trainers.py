@@ -212,8 +212,8 @@ def test_student_refuses_to_fine_tune_another_network(tmp_path: Path, toy_cases)
 
 
 def test_fine_tuning_is_a_cli_option_recorded_in_the_checkpoint(tmp_path: Path, toy_cases) -> None:
-    from reconstruction.training.checkpoints import load_checkpoint
-    from reconstruction.training.train_student import export_student, file_sha256, parse_args
+    from reconstruction.training.checkpoints import file_sha256, load_checkpoint
+    from reconstruction.training.train_student import export_student, parse_args
 
     run, _, _ = parse_args(["--init", "shipped.pt", "--lr", "3e-4"])
     assert (run.init, run.lr) == ("shipped.pt", 3e-4)
@@ -230,3 +230,8 @@ def test_fine_tuning_is_a_cli_option_recorded_in_the_checkpoint(tmp_path: Path, 
     assert load_checkpoint(shipped)["metadata"]["init_sha256"] == digest
     source.save(tmp_path / "plain.pt")  # a run from scratch records none
     assert "init_sha256" not in load_checkpoint(tmp_path / "plain.pt")
+    # resuming keeps the digest of the start the run began from
+    (tmp_path / "source.pt").write_bytes(b"another file now")
+    resumed = student(tmp_path, toy_cases)
+    resumed.resume(tmp_path / "student.pt")
+    assert resumed.init_sha256 == digest
