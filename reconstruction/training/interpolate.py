@@ -16,14 +16,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from reconstruction.networks.student import StudentConfig, XrayStudent
-from reconstruction.training.checkpoints import export_model, file_sha256, load_checkpoint
-from reconstruction.training.train_student import student_weights
-
-
-def _network_config(path: str | Path) -> dict:
-    state = load_checkpoint(path)
-    return state["config"] if "weights" in state else state["run"]["config"]
+from reconstruction.networks.student import XrayStudent
+from reconstruction.training.checkpoints import export_model, file_sha256
+from reconstruction.training.train_student import require_network, student_state
 
 
 def interpolate_students(
@@ -32,10 +27,9 @@ def interpolate_students(
     """The shipped file of (1 - weight) start + weight end; the networks must be the same."""
     if not 0.0 <= weight <= 1.0:
         raise ValueError(f"weight must lie in [0, 1], got {weight}")
-    config_dict = _network_config(start)
-    config = StudentConfig.from_dict(config_dict)
-    first = student_weights(start, config)
-    second = student_weights(end, config)
+    config, first, start_metadata = student_state(start)
+    end_config, second, end_metadata = student_state(end)
+    require_network(end, end_config, config)
     model = XrayStudent(config)
     model.load_state_dict(
         {name: (1.0 - weight) * first[name] + weight * second[name] for name in first}
@@ -48,10 +42,10 @@ def interpolate_students(
             "end_sha256": file_sha256(end),
             "weight_of_end": weight,
         },
-        "start_metadata": load_checkpoint(start).get("metadata", {}),
-        "end_metadata": load_checkpoint(end).get("metadata", {}),
+        "start_metadata": start_metadata,
+        "end_metadata": end_metadata,
     }
-    return export_model(model, config_dict, target, metadata)
+    return export_model(model, config.to_dict(), target, metadata)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import pickle
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -220,6 +221,12 @@ def run_data_settings(run: StudentRun) -> DataSettings:
     )
 
 
+def run_network_config(run: StudentRun) -> dict:
+    """The run's network config with the view grid it trains on (inference normalises to it)."""
+    grid = {"view_size": run.view_px, "iso_pixel_mm": run_data_settings(run).iso_pixel_mm}
+    return {**run.config, **grid}
+
+
 def _load_teacher_cache(path: str | None) -> dict | None:
     if not path:
         return None
@@ -259,9 +266,7 @@ class StudentTrainer(TrainingLoop):
         torch.set_num_threads(run.threads)
         torch.manual_seed(run.seed)
         self.run = run
-        # the model records the view grid it is trained on (inference normalises to it)
-        grid = {"view_size": run.view_px, "iso_pixel_mm": run_data_settings(run).iso_pixel_mm}
-        run.config = {**run.config, **grid}
+        run.config = run_network_config(run)
         self.model = XrayStudent(StudentConfig.from_dict(run.config))
         self.init_sha256 = None
         if run.init:
@@ -332,26 +337,47 @@ def parse_args(argv: list[str] | None) -> tuple[StudentRun, bool]:
         run_data_settings(run)
     except ValueError as exc:
         parser.error(str(exc))
+    if run.init:  # refused before the training data is loaded
+        try:
+            student_weights(run.init, StudentConfig.from_dict(run_network_config(run)))
+        except (OSError, ValueError) as exc:
+            parser.error(f"--init: {exc}")
     return run, resume, run_export
 
 
-def student_weights(path: str | Path, config: StudentConfig | None = None) -> dict:
-    """float32 weights of a shipped student file or a student training checkpoint; with
-    `config`, refused unless the file's network is that one (weights of another shape or
-    view grid would load into the wrong layers or mean another thing)."""
-    state = load_checkpoint(path)
+def student_state(path: str | Path) -> tuple[StudentConfig, dict[str, torch.Tensor], dict]:
+    """Network config, float32 weights and metadata of a shipped student file or a student
+    training checkpoint (whose metadata is empty)."""
+    try:
+        state = load_checkpoint(path)
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as exc:
+        raise ValueError(f"{path} is not a readable model file ({type(exc).__name__})") from exc
+    if not isinstance(state, dict):
+        raise ValueError(f"{path} is neither a shipped student nor a student checkpoint")
     if "weights" in state:  # shipped file
-        source_config, weights = state["config"], state["weights"]
+        config, weights = state["config"], state["weights"]
     elif state.get("kind") == StudentTrainer.kind:
-        source_config, weights = state["run"]["config"], state["model"]
+        config, weights = state["run"]["config"], state["model"]
     else:
         raise ValueError(f"{path} is neither a shipped student nor a student checkpoint")
-    if config is not None and StudentConfig.from_dict(source_config) != config:
-        raise ValueError(
-            f"{path} holds another network: {StudentConfig.from_dict(source_config)} "
-            f"is not {config}"
-        )
-    return {name: tensor.float() for name, tensor in weights.items()}
+    floats = {name: tensor.float() for name, tensor in weights.items()}
+    return StudentConfig.from_dict(config), floats, state.get("metadata", {})
+
+
+def require_network(path: str | Path, found: StudentConfig, expected: StudentConfig) -> None:
+    """Weights of another shape or view grid would load into the wrong layers or mean
+    another thing."""
+    if found != expected:
+        raise ValueError(f"{path} holds another network: {found} is not {expected}")
+
+
+def student_weights(path: str | Path, config: StudentConfig | None = None) -> dict:
+    """float32 weights of a student file (student_state); with `config`, refused unless the
+    file's network is that one."""
+    found, weights, _ = student_state(path)
+    if config is not None:
+        require_network(path, found, config)
+    return weights
 
 
 def export_student(training_checkpoint: str | Path, target: str | Path) -> Path:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from reconstruction.networks.student import StudentConfig
 from reconstruction.training.interpolate import interpolate_students, main
 from reconstruction.training.train_student import export_student, student_weights
 
@@ -55,9 +56,7 @@ def test_interpolated_file_records_its_sources_and_loads_for_reconstruction(
     record = load_checkpoint(tmp_path / "m.pt")["metadata"]["interpolated"]
     assert record["weight_of_end"] == 0.25 and record["end"] == str(end)
     model, _ = load_student(str(tmp_path / "m.pt"))
-    assert model.config == student_weights.__globals__["StudentConfig"].from_dict(
-        load_checkpoint(start)["config"]
-    )
+    assert model.config == StudentConfig.from_dict(load_checkpoint(start)["config"])
 
 
 def test_interpolation_refuses_other_networks_and_weights_outside_0_1(
@@ -73,3 +72,11 @@ def test_interpolation_refuses_other_networks_and_weights_outside_0_1(
     with pytest.raises(SystemExit):
         main([str(start), str(tmp_path / "missing.pt"), "--out", str(tmp_path / "x.pt")])
     assert not (tmp_path / "x.pt").exists()  # nothing half-written
+
+
+def test_interpolation_refuses_a_file_that_is_no_model(tmp_path: Path, two_students) -> None:
+    start, _ = two_students
+    (tmp_path / "garbage.pt").write_text("not a model")
+    with pytest.raises(ValueError, match="not a readable model file"):
+        interpolate_students(start, tmp_path / "garbage.pt", 0.5, tmp_path / "x.pt")
+    assert not (tmp_path / "x.pt").exists()

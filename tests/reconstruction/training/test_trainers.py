@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -215,11 +216,13 @@ def test_fine_tuning_is_a_cli_option_recorded_in_the_checkpoint(tmp_path: Path, 
     from reconstruction.training.checkpoints import file_sha256, load_checkpoint
     from reconstruction.training.train_student import export_student, parse_args
 
-    run, _, _ = parse_args(["--init", "shipped.pt", "--lr", "3e-4"])
-    assert (run.init, run.lr) == ("shipped.pt", 3e-4)
-    assert parse_args([])[0].init is None
     source = student(tmp_path, toy_cases, out=str(tmp_path / "source.pt"))
     source.save()
+    tiny = json.dumps(TINY_STUDENT.to_dict())
+    start = str(tmp_path / "source.pt")
+    run, _, _ = parse_args(["--init", start, "--lr", "3e-4", "--config", tiny])
+    assert (run.init, run.lr) == (start, 3e-4)
+    assert parse_args([])[0].init is None
     tuned = student(tmp_path, toy_cases, init=str(tmp_path / "source.pt"))
     tuned.save()
     assert load_checkpoint(tmp_path / "student.pt")["run"]["init"] == str(tmp_path / "source.pt")
@@ -235,3 +238,25 @@ def test_fine_tuning_is_a_cli_option_recorded_in_the_checkpoint(tmp_path: Path, 
     resumed = student(tmp_path, toy_cases)
     resumed.resume(tmp_path / "student.pt")
     assert resumed.init_sha256 == digest
+
+
+def test_fine_tuning_cli_refuses_a_missing_unreadable_or_other_start(
+    tmp_path: Path, toy_cases, capsys
+) -> None:
+    import pytest
+
+    from reconstruction.training.train_student import export_student, parse_args
+
+    (tmp_path / "garbage.pt").write_text("not a model")
+    student(tmp_path, toy_cases, out=str(tmp_path / "source.pt")).save()
+    shipped = export_student(tmp_path / "source.pt", tmp_path / "shipped.pt")
+    for start, message in [
+        (tmp_path / "missing.pt", "No such file"),
+        (tmp_path / "garbage.pt", "not a readable model file"),
+        (shipped, "another network"),  # the CLI's default network is not the tiny one
+    ]:
+        with pytest.raises(SystemExit):
+            parse_args(["--init", str(start)])
+        assert message in capsys.readouterr().err
+    run, _, _ = parse_args(["--init", str(shipped), "--config", json.dumps(TINY_STUDENT.to_dict())])
+    assert run.init == str(shipped)
