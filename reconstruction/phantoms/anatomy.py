@@ -200,7 +200,9 @@ def femur_notch(p: KneeParams) -> Shape:
     )
 
 
-def build_femur(p: KneeParams) -> FemurGeometry:
+def build_femur(p: KneeParams, condylar_offset_mm: float = 0.0) -> FemurGeometry:
+    """The femur; `condylar_offset_mm` > 0 moves the distal shaft and the metaphysis's
+    posterior face that much forward of the condyles (phantoms.femur.vary_condylar_offset)."""
     b = p.bicondylar_width
     radius = 0.27 * b  # sagittal radius of the distal-posterior condyles
     xc = 0.285 * b
@@ -222,7 +224,7 @@ def build_femur(p: KneeParams) -> FemurGeometry:
 
     head_r = p.head_diameter / 2.0
     neck_length = 1.1 * p.head_diameter
-    distal_shaft = np.array([0.0, -0.08 * b, radius + 0.75 * b])
+    distal_shaft = np.array([0.0, -0.08 * b - condylar_offset_mm, radius + 0.75 * b])
     junction, u, n = _neck_junction(p, distal_shaft, neck_length)
     hip = np.array([0.0, 0.0, p.femur_length])
 
@@ -262,7 +264,12 @@ def build_femur(p: KneeParams) -> FemurGeometry:
 
     femur = Union()
     femur.add(Transformed(condyles, joint_pose))
-    femur.add(Ellipsoid((0.0, -0.06 * b, radius + 0.42 * b), (0.37 * b, 0.30 * b, 0.55 * b)), 8.0)
+    # the metaphysis: its front face stays, its back face moves forward by the offset
+    metaphysis_y = (-0.06 * b - 0.5 * condylar_offset_mm, 0.30 * b - 0.5 * condylar_offset_mm)
+    femur.add(
+        Ellipsoid((0.0, metaphysis_y[0], radius + 0.42 * b), (0.37 * b, metaphysis_y[1], 0.55 * b)),
+        8.0,
+    )
     femur.add(Tube(shaft_pts, shaft_r), 8.0)
     femur.add(RoundCone(junction, hip, 0.42 * p.head_diameter, 0.33 * p.head_diameter), 6.0)
     femur.add(Sphere(hip, head_r), 3.0)
@@ -506,10 +513,11 @@ def _body_shape(
     return body
 
 
-def build_anatomy(p: KneeParams) -> KneeAnatomy:
-    """Build all bones, landmarks and constructed angles for one parameter set."""
+def build_anatomy(p: KneeParams, condylar_offset_mm: float = 0.0) -> KneeAnatomy:
+    """Build all bones, landmarks and constructed angles for one parameter set
+    (`condylar_offset_mm`: see build_femur)."""
     p.validate()
-    fem = build_femur(p)
+    fem = build_femur(p, condylar_offset_mm)
     tib = build_tibia(p)
     fib_shape, fib_landmarks, fib_bounds = build_fibula(p, tib.shape)
 

@@ -10,9 +10,14 @@ import numpy as np
 import trimesh
 from skimage.measure import marching_cubes
 
-from reconstruction.phantoms.anatomy import BONE_LABELS, Bone, KneeAnatomy, build_anatomy
+from reconstruction.phantoms.anatomy import BONE_LABELS, Bone, KneeAnatomy
 from reconstruction.phantoms.ct import Materials, add_noise, simulate_fields, to_int16
-from reconstruction.phantoms.femur import vary_condyles, vary_femur, vary_trochlea
+from reconstruction.phantoms.femur import (
+    build_offset_anatomy,
+    vary_condyles,
+    vary_femur,
+    vary_trochlea,
+)
 from reconstruction.phantoms.findings import Findings, apply_findings
 from reconstruction.phantoms.params import KneeParams, PhantomParameterError, sample_params
 from reconstruction.phantoms.patella import vary_patella, vary_patella_form, vary_patella_ridge
@@ -106,6 +111,7 @@ VARIATION_EXTRAS = (
     "trochlea",
     "patella_form",
     "patella_ridge",
+    "condylar_offset",
 )
 
 
@@ -138,6 +144,7 @@ def generate_case(
     trochlea: float = 0.0,
     patella_form: float = 0.0,
     patella_ridge: float = 0.0,
+    condylar_offset: float = 0.0,
 ) -> PhantomCase:
     """One deterministic phantom: same parameters (seed) -> identical arrays.
 
@@ -150,8 +157,9 @@ def generate_case(
     (phantoms.femur.vary_condyles) and `trochlea` > 0 a seeded lower trochlea
     (phantoms.femur.vary_trochlea) and `patella_form` > 0 seeded patellar proportions,
     tilt and seating (phantoms.patella.vary_patella_form) and `patella_ridge` > 0 a seeded
-    median ridge on the patella's articular face (phantoms.patella.vary_patella_ridge), all
-    for training."""
+    median ridge on the patella's articular face (phantoms.patella.vary_patella_ridge) and
+    `condylar_offset` > 0 a seeded posterior condylar offset
+    (phantoms.femur.build_offset_anatomy), all for training."""
     params = _as_params(params_or_seed)
     if patella_ridge > 0 and variation > 0:  # the warp rescales the patella's ellipsoid
         raise PhantomParameterError("the patella ridge cannot be combined with shape warps")
@@ -160,7 +168,7 @@ def generate_case(
         raise PhantomParameterError(f"spacing must be 3 values in [0.2, 4] mm, got {spacing}")
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    anatomy = build_anatomy(params)
+    anatomy = build_offset_anatomy(params, condylar_offset)  # first: it builds the femur
     findings = findings or Findings()
     anatomy = apply_findings(anatomy, findings)
     anatomy = vary_femur(anatomy, femur)  # before the patella: it only removes bone

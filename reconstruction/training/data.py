@@ -44,6 +44,7 @@ from reconstruction.phantoms.anatomy import build_anatomy
 from reconstruction.phantoms.dataset import case_seeds
 from reconstruction.phantoms.femur import (
     FEMUR_VERSION,
+    MAX_CONDYLAR_OFFSET_VARIATION,
     MAX_CONDYLE_VARIATION,
     MAX_FEMUR_VARIATION,
     MAX_TROCHLEA_VARIATION,
@@ -112,6 +113,9 @@ class DataSettings:
     patella_form_variation: float = 0.0
     # phantoms.patella.vary_patella_ridge strength: a median ridge, two facets (0: none)
     patella_ridge_variation: float = 0.0
+    # phantoms.femur.build_offset_anatomy strength: the shaft further in front of the
+    # posterior condyles (0: the generator's offset)
+    condylar_offset_variation: float = 0.0
     # share of each case's pairs rendered from the pseudo-CT of its label map (uniform
     # cortex, no canal, a body around the structures; tissue values drawn per case) instead
     # of its own CT: the renderer the real knee is seen through (0: none)
@@ -270,6 +274,7 @@ def build_case(seed: int, settings: DataSettings) -> TrainingCase:
         trochlea=settings.trochlea_variation,
         patella_form=settings.patella_form_variation,
         patella_ridge=settings.patella_ridge_variation,
+        condylar_offset=settings.condylar_offset_variation,
     )
     ct = case.ct
     rng = np.random.default_rng([seed, 2026])
@@ -463,6 +468,7 @@ femur_argument = strength_argument(MAX_FEMUR_VARIATION)
 tibia_argument = strength_argument(MAX_TIBIA_VARIATION)
 condyle_argument = strength_argument(MAX_CONDYLE_VARIATION)
 trochlea_argument = strength_argument(MAX_TROCHLEA_VARIATION)
+condylar_offset_argument = strength_argument(MAX_CONDYLAR_OFFSET_VARIATION)
 patella_form_argument = strength_argument(MAX_PATELLA_FORM_VARIATION)
 patella_ridge_argument = strength_argument(MAX_PATELLA_RIDGE_VARIATION)
 # variations whose definition changed after caches were made: the version named in the key
@@ -507,6 +513,11 @@ VARIATION_OPTIONS = {
     "patella_ridge_variation": (
         patella_ridge_argument,
         "a median ridge between two patellar facets (phantoms.patella.vary_patella_ridge)",
+    ),
+    "condylar_offset_variation": (
+        condylar_offset_argument,
+        "the femoral shaft further in front of the posterior condyles "
+        "(phantoms.femur.build_offset_anatomy)",
     ),
     "pseudo_ct_fraction": (
         fraction_argument,

@@ -45,6 +45,7 @@ BUILD_TEST_VARIATIONS = (
     "trochlea_variation",
     "patella_form_variation",
     "patella_ridge_variation",
+    "condylar_offset_variation",
 )
 
 
@@ -79,6 +80,7 @@ def build_test_case(
     trochlea: float = 0.0,
     patella_form: float = 0.0,
     patella_ridge: float = 0.0,
+    condylar_offset: float = 0.0,
     pseudo_ct: bool = False,
 ) -> dict:
     """Ground-truth meshes + one X-ray pair directory per (separation, dose) condition.
@@ -90,7 +92,9 @@ def build_test_case(
     below the plateau (phantoms.tibia), `condyles` > 0 squarer distal condyles and
     `trochlea` > 0 a lower trochlea (phantoms.femur) and `patella_form` > 0 other patellar
     proportions and seating (phantoms.patella.vary_patella_form) and `patella_ridge` > 0 a
-    median ridge on its articular face (phantoms.patella.vary_patella_ridge).
+    median ridge on its articular face (phantoms.patella.vary_patella_ridge) and
+    `condylar_offset` > 0 the femoral shaft further in front of the posterior condyles
+    (phantoms.femur.build_offset_anatomy).
 
     With `pseudo_ct` the radiographs are rendered as the real knee's are: from the
     pseudo-CT of the phantom's label map (default tissue model, continued along the limb),
@@ -108,6 +112,7 @@ def build_test_case(
         trochlea=trochlea,
         patella_form=patella_form,
         patella_ridge=patella_ridge,
+        condylar_offset=condylar_offset,
     )
     out.mkdir(parents=True, exist_ok=True)
     leaky = [n for n, m in case.meshes.items() if not m.is_watertight]
@@ -602,6 +607,7 @@ def main(argv: list[str] | None = None) -> int:
                 trochlea=args.trochlea_variation,
                 patella_form=args.patella_form_variation,
                 patella_ridge=args.patella_ridge_variation,
+                condylar_offset=args.condylar_offset_variation,
                 pseudo_ct=args.pseudo_ct,
             )
             print(

@@ -85,6 +85,7 @@ class StudentRun:
     trochlea_variation: float = 0.0  # see DataSettings
     patella_form_variation: float = 0.0  # see DataSettings
     patella_ridge_variation: float = 0.0  # see DataSettings
+    condylar_offset_variation: float = 0.0  # see DataSettings
     pseudo_ct_fraction: float = 0.0  # see DataSettings
     init: str | None = None  # fine-tune: start from this student's weights
     cache: str = str(DEFAULT_CACHE)

@@ -1,5 +1,5 @@
 """Femur variations: a popliteal hollow behind the metaphysis (the notch kept), squarer
-condyles and a lower trochlea."""
+condyles, a lower trochlea and a posterior condylar offset."""
 
 from __future__ import annotations
 
@@ -12,8 +12,11 @@ from reconstruction.phantoms.femur import (
     FLOOR_CENTRE_Y_B,
     FLOOR_LOWEST_B,
     MAX_ANTERIOR_REACH_B,
+    MAX_CONDYLAR_OFFSET_B,
     MAX_EXTRA_CONDYLE_EXPONENT,
     MAX_HOLLOW_DEPTH_MM,
+    build_offset_anatomy,
+    draw_condylar_offset,
     posterior_surface_y,
     vary_condyles,
     vary_femur,
@@ -220,3 +223,88 @@ def test_an_adding_femur_variation_grows_only_the_femur_label(variation: str, se
         np.testing.assert_array_equal(before == label, after == label)
     assert np.all(after[before == 1] == 1)  # no femur voxel lost
     assert (after == 1).sum() - (before == 1).sum() > 50  # 50 voxels of 8 mm^3 added
+
+
+OFFSET_SEED = 9  # its draw at strength 3: share 1, offset 16.7 mm
+
+
+@pytest.fixture(scope="module")
+def offset_pair():
+    params = sample_params(OFFSET_SEED)
+    return build_anatomy(params), build_offset_anatomy(params, 3.0)
+
+
+def test_the_condylar_offset_draw_is_seeded_and_checked() -> None:
+    params = sample_params(OFFSET_SEED)
+    drawn = draw_condylar_offset(params, 3.0)
+    assert drawn == draw_condylar_offset(params, 3.0)
+    assert drawn["share"] == 1.0
+    assert drawn["offset_mm"] == pytest.approx(MAX_CONDYLAR_OFFSET_B * params.bicondylar_width)
+    weaker = draw_condylar_offset(params, 0.5)
+    assert 0.0 < weaker["share"] <= 0.5
+    assert draw_condylar_offset(params, 0.0) is None
+    for bad in (-0.5, 3.5, float("nan")):
+        with pytest.raises(ValueError, match="between 0 and 3"):
+            draw_condylar_offset(params, bad)
+
+
+def test_no_condylar_offset_is_the_plain_anatomy(offset_pair) -> None:
+    plain, _ = offset_pair
+    same = build_offset_anatomy(plain.params, 0.0)
+    points = np.random.default_rng(2).uniform(-80, 80, (5000, 3))
+    np.testing.assert_array_equal(same.bones["femur"].sdf(points), plain.bones["femur"].sdf(points))
+    assert "condylar_offset" not in same.extras
+
+
+def test_the_offset_moves_the_shaft_and_the_metaphysis_back_forward(offset_pair) -> None:
+    plain, varied = offset_pair
+    offset = varied.extras["condylar_offset"]["offset_mm"]
+    b = plain.params.bicondylar_width
+    before, after = plain.bones["femur"].local_shape, varied.bones["femur"].local_shape
+    # the distal shaft (1.1 b above the knee centre): its back moves forward by the offset
+    # within a few mm (the shaft turns about its top, and the metaphysis's blend reaches it)
+    shaft = posterior_surface_y(before, 1.1 * b) - posterior_surface_y(after, 1.1 * b)
+    assert offset - 3.0 < shaft < offset + 1.0
+    # the metaphysis, 0.7 b up: its back moves forward at least half the offset
+    metaphysis = posterior_surface_y(before, 0.7 * b) - posterior_surface_y(after, 0.7 * b)
+    assert metaphysis > 0.5 * offset
+    # the front of the metaphysis (the trochlea's height) does not move back
+    front = np.array([[0.0, -0.3 * b, 0.45 * b]])
+    assert after(front)[0] <= before(front)[0] + 1e-6
+
+
+def test_the_offset_keeps_the_condyles_landmarks_and_the_other_bones(offset_pair) -> None:
+    plain, varied = offset_pair
+    for name, point in plain.landmarks.items():
+        if name not in ("neck_shaft_junction",):
+            np.testing.assert_allclose(varied.landmarks[name], point, atol=1e-9)
+    b = plain.params.bicondylar_width
+    # the condyles' distal and posterior faces (more than 0.2 b either side of the mid-line,
+    # behind 0.1 b in front of the centre, below 0.25 b) are the plain femur's: every point
+    # more than 0.5 mm from its surface stays on its side of it (the notch's roof between
+    # them and the trochlea's foot in front move by under 1 mm with the metaphysis)
+    points = np.random.default_rng(3).uniform(
+        (0.2 * b, -0.1 * b, -0.3 * b), (0.6 * b, 0.6 * b, 0.25 * b), (40000, 3)
+    )
+    points[::2, 0] *= -1.0
+    was = plain.bones["femur"].local_shape(points)
+    clear = np.abs(was) > 0.5
+    now = varied.bones["femur"].local_shape(points)
+    np.testing.assert_array_equal(now[clear] < 0, was[clear] < 0)
+    probe = np.random.default_rng(4).uniform(-150, 150, (20000, 3))
+    for name in ("tibia", "fibula", "patella"):
+        np.testing.assert_array_equal(varied.bones[name].sdf(probe), plain.bones[name].sdf(probe))
+
+
+def test_the_offset_case_records_its_draw_and_changes_only_the_femur_label() -> None:
+    quiet = {"spacing": (2.0, 2.0, 2.0), "with_meshes": False, "noise_k": 0.0}
+    plain = generate_case(OFFSET_SEED, **quiet)
+    varied = generate_case(OFFSET_SEED, condylar_offset=3.0, **quiet)
+    assert "condylar_offset" in varied.metadata and "condylar_offset" not in plain.metadata
+    before, after = np.asarray(plain.labels.array), np.asarray(varied.labels.array)
+    assert before.shape == after.shape
+    for label in (2, 3, 4):
+        np.testing.assert_array_equal(before == label, after == label)
+    # bone leaves the back of the metaphysis and joins the front of the shaft
+    assert ((before == 1) & (after != 1)).sum() > 200
+    assert ((before != 1) & (after == 1)).sum() > 50

@@ -223,8 +223,9 @@ def test_each_variation_names_its_own_cache() -> None:
         DataSettings(patella_form_variation=2.0).key(),
         DataSettings(trochlea_variation=2.0, patella_form_variation=2.0).key(),
         DataSettings(patella_ridge_variation=2.0).key(),
+        DataSettings(condylar_offset_variation=2.0).key(),
     }
-    assert len(keys) == 15
+    assert len(keys) == 16
     unvaried = DataSettings(patella_variation=0.0, femur_variation=0.0, tibia_variation=0.0)
     assert unvaried.key() == DataSettings().key()
 
@@ -266,6 +267,7 @@ def test_a_variation_cache_names_its_version(variation: str) -> None:
         "trochlea-variation",
         "patella-form-variation",
         "patella-ridge-variation",
+        "condylar-offset-variation",
     ],
 )
 def test_variation_options_are_checked_by_the_data_and_training_commands(

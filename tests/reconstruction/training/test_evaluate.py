@@ -45,6 +45,7 @@ def test_tables_average_per_condition_and_keep_the_slab_apart() -> None:
         "--trochlea-variation",
         "--patella-form-variation",
         "--patella-ridge-variation",
+        "--condylar-offset-variation",
     ],
 )
 def test_build_test_refuses_an_out_of_range_strength(option: str, tmp_path, capsys) -> None:
