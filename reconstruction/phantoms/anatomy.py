@@ -202,7 +202,7 @@ def femur_notch(p: KneeParams) -> Shape:
 
 def build_femur(p: KneeParams, condylar_offset_mm: float = 0.0) -> FemurGeometry:
     """The femur; `condylar_offset_mm` > 0 moves the distal shaft and the metaphysis's
-    posterior face that much forward of the condyles (phantoms.femur.vary_condylar_offset)."""
+    posterior face that much forward of the condyles (phantoms.femur.build_offset_anatomy)."""
     b = p.bicondylar_width
     radius = 0.27 * b  # sagittal radius of the distal-posterior condyles
     xc = 0.285 * b

@@ -1,6 +1,7 @@
 """Distal femur shape variations (training-time domain randomisation): a popliteal hollow
-behind the metaphysis (`vary_femur`), squarer distal condyles (`vary_condyles`) and a lower
-trochlea with condyles that reach further forward (`vary_trochlea`).
+behind the metaphysis (`vary_femur`), squarer distal condyles (`vary_condyles`), a lower
+trochlea with condyles that reach further forward (`vary_trochlea`) and the shaft further in
+front of the posterior condyles (`build_offset_anatomy`).
 
 Behind its metaphysis the generator's femur is convex: the intercondylar notch is one
 ellipsoid, and above it the metaphysis bulges back between the condyles. A real femur is
@@ -177,14 +178,13 @@ def draw_condylar_offset(params: KneeParams, strength: float) -> dict[str, float
 
     The posterior condylar offset is how far the posterior condyles stand behind the
     femoral shaft's posterior cortex. The generator's shaft and metaphysis sit close behind
-    the condyles: the metaphysis's back 2-5 mm in front of the posterior condylar line, the
-    shaft's about 11 mm. The real knee's shaft lies 25 mm in front of it (20-26 mm from 45 to
-    68 mm above the distal end; axial sections there 38-31 mm deep against 44-67 mm on the
-    plain phantoms; model card, 2026-12-07), as in the radiographic literature's offsets of
-    about 25 mm. A student trained on the generator drew the real femur's back 45-70 mm up
-    as the phantoms' (prediction up to 20 mm behind the real posterior cortex, though the
-    lateral view shows it). At share 1 the offset moves the shaft 0.24 b (about 19 mm)
-    forward."""
+    the condyles: on 8 plain validation phantoms the back of the femur 45-62 mm above its
+    distal end lies 2-7 mm in front of the posterior condylar line, the shaft's own back
+    about 11 mm. The real knee's lies 21 / 24 / 26 mm in front of it at 45 / 55 / 62 mm up
+    (axial sections there 38-31 mm deep against 44-67 mm on those phantoms; model card,
+    2026-12-07). A student trained on the generator drew the real femur's back 45-70 mm up
+    as the phantoms' (up to 20 mm behind the real posterior cortex, though the lateral view
+    shows it). At share 1 the offset moves the shaft 0.24 b (about 17-19 mm) forward."""
     if not 0.0 <= strength <= MAX_CONDYLAR_OFFSET_VARIATION:
         raise ValueError(
             "condylar offset variation strength must be between 0 and "
@@ -203,7 +203,8 @@ def build_offset_anatomy(params: KneeParams, strength: float) -> KneeAnatomy:
     gives build_anatomy's. The distal shaft moves forward by the offset (the shaft turns
     about its proximal end, and the medullary canal and the thigh follow it) and so does the
     metaphysis's posterior face, its front face kept; the condyles, trochlea, epicondyles,
-    landmarks and every other bone are the plain knee's. It builds the femur anew, so it
+    the knee's landmarks and every other bone are the plain knee's (the neck-shaft junction
+    moves with the shaft). It builds the femur anew, so it
     comes before every other variation."""
     drawn = draw_condylar_offset(params, strength)
     if drawn is None:
