@@ -265,11 +265,9 @@ def build_femur(p: KneeParams, condylar_offset_mm: float = 0.0) -> FemurGeometry
     femur = Union()
     femur.add(Transformed(condyles, joint_pose))
     # the metaphysis: its front face stays, its back face moves forward by the offset
-    metaphysis_y = (-0.06 * b - 0.5 * condylar_offset_mm, 0.30 * b - 0.5 * condylar_offset_mm)
-    femur.add(
-        Ellipsoid((0.0, metaphysis_y[0], radius + 0.42 * b), (0.37 * b, metaphysis_y[1], 0.55 * b)),
-        8.0,
-    )
+    half_offset = 0.5 * condylar_offset_mm
+    metaphysis_centre = (0.0, -0.06 * b - half_offset, radius + 0.42 * b)
+    femur.add(Ellipsoid(metaphysis_centre, (0.37 * b, 0.30 * b - half_offset, 0.55 * b)), 8.0)
     femur.add(Tube(shaft_pts, shaft_r), 8.0)
     femur.add(RoundCone(junction, hip, 0.42 * p.head_diameter, 0.33 * p.head_diameter), 6.0)
     femur.add(Sphere(hip, head_r), 3.0)

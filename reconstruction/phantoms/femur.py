@@ -71,7 +71,9 @@ def vary_femur(anatomy: KneeAnatomy, strength: float) -> KneeAnatomy:
     """The anatomy with a seeded popliteal hollow; strength 0 returns it unchanged. Each case
     draws share = min(1, u * strength), u ~ U(0, 1), and the depth uniformly up to what that
     share allows."""
-    seeded = seeded_share(anatomy, strength, MAX_FEMUR_VARIATION, FEMUR_STREAM, "femur variation")
+    seeded = seeded_share(
+        anatomy.params, strength, MAX_FEMUR_VARIATION, FEMUR_STREAM, "femur variation"
+    )
     if seeded is None:
         return anatomy
     rng, share = seeded
@@ -110,7 +112,7 @@ def vary_condyles(anatomy: KneeAnatomy, strength: float) -> KneeAnatomy:
     condyles, less the generator's notch, are united with the femur, so bone is only added;
     the notch, trochlea, metaphysis and every other bone are kept."""
     seeded = seeded_share(
-        anatomy, strength, MAX_CONDYLE_VARIATION, CONDYLE_STREAM, "condyle variation"
+        anatomy.params, strength, MAX_CONDYLE_VARIATION, CONDYLE_STREAM, "condyle variation"
     )
     if seeded is None:
         return anatomy
@@ -146,7 +148,7 @@ def vary_trochlea(anatomy: KneeAnatomy, strength: float) -> KneeAnatomy:
     Both only add bone, in front of the condyle centres; the distal and posterior condyle
     landmarks stay on the surface and the other bones are untouched."""
     seeded = seeded_share(
-        anatomy, strength, MAX_TROCHLEA_VARIATION, TROCHLEA_STREAM, "trochlea variation"
+        anatomy.params, strength, MAX_TROCHLEA_VARIATION, TROCHLEA_STREAM, "trochlea variation"
     )
     if seeded is None:
         return anatomy
@@ -185,17 +187,13 @@ def draw_condylar_offset(params: KneeParams, strength: float) -> dict[str, float
     2026-12-07). A student trained on the generator drew the real femur's back 45-70 mm up
     as the phantoms' (up to 20 mm behind the real posterior cortex, though the lateral view
     shows it). At share 1 the offset moves the shaft 0.24 b (about 17-19 mm) forward."""
-    if not 0.0 <= strength <= MAX_CONDYLAR_OFFSET_VARIATION:
-        raise ValueError(
-            "condylar offset variation strength must be between 0 and "
-            f"{MAX_CONDYLAR_OFFSET_VARIATION}, got {strength}"
-        )
-    if strength == 0:
+    seeded = seeded_share(
+        params, strength, MAX_CONDYLAR_OFFSET_VARIATION, OFFSET_STREAM, "condylar offset variation"
+    )
+    if seeded is None:
         return None
-    rng = np.random.default_rng([params.seed, OFFSET_STREAM])
-    share = min(1.0, strength * float(rng.uniform(0.0, 1.0)))
-    offset = MAX_CONDYLAR_OFFSET_B * params.bicondylar_width * share
-    return {"share": share, "offset_mm": offset}
+    _, share = seeded
+    return {"share": share, "offset_mm": MAX_CONDYLAR_OFFSET_B * params.bicondylar_width * share}
 
 
 def build_offset_anatomy(params: KneeParams, strength: float) -> KneeAnatomy:

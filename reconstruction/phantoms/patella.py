@@ -171,7 +171,7 @@ def _seeded_patella(
     anatomy: KneeAnatomy, strength: float, maximum: float, stream: int, what: str
 ) -> tuple[np.random.Generator, float, Bone] | None:
     """seeded_share for a patella variation, which needs the generator's (super)ellipsoid."""
-    seeded = seeded_share(anatomy, strength, maximum, stream, what)
+    seeded = seeded_share(anatomy.params, strength, maximum, stream, what)
     if seeded is None:
         return None
     patella = anatomy.bones["patella"]

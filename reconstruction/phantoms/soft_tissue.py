@@ -48,7 +48,7 @@ def vary_soft_tissue(anatomy: KneeAnatomy, strength: float) -> KneeAnatomy:
     Each case draws its own share = min(1, u * strength), u ~ U(0, 1): the slimming, the
     bulges' protrusion and the most bulges and fat regions it may draw scale with it."""
     seeded = seeded_share(
-        anatomy, strength, MAX_SOFT_TISSUE, SOFT_TISSUE_STREAM, "soft-tissue variation"
+        anatomy.params, strength, MAX_SOFT_TISSUE, SOFT_TISSUE_STREAM, "soft-tissue variation"
     )
     if seeded is None:
         return anatomy

@@ -42,7 +42,9 @@ def vary_tibia(anatomy: KneeAnatomy, strength: float) -> KneeAnatomy:
     """The anatomy with a seeded posterior recess below the plateau; strength 0 returns it
     unchanged. Each case draws share = min(1, u * strength), u ~ U(0, 1), and the cut
     uniformly up to what that share allows."""
-    seeded = seeded_share(anatomy, strength, MAX_TIBIA_VARIATION, TIBIA_STREAM, "tibia variation")
+    seeded = seeded_share(
+        anatomy.params, strength, MAX_TIBIA_VARIATION, TIBIA_STREAM, "tibia variation"
+    )
     if seeded is None:
         return anatomy
     rng, share = seeded

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from reconstruction.phantoms.anatomy import Bone, KneeAnatomy
+from reconstruction.phantoms.params import KneeParams
 from reconstruction.phantoms.sdf import (
     Array,
     Ellipsoid,
@@ -131,16 +132,16 @@ def _unit_vectors(rng: np.random.Generator, count: int) -> Array:
 
 
 def seeded_share(
-    anatomy: KneeAnatomy, strength: float, maximum: float, stream: int, what: str
+    params: KneeParams, strength: float, maximum: float, stream: int, what: str
 ) -> tuple[np.random.Generator, float] | None:
     """Check a variation strength and draw this case's share of it (the soft-tissue,
-    patella and femur variations): None for strength 0, else the case's generator (stream
-    [seed, stream]) and share = min(1, u * strength), u ~ U(0, 1)."""
+    patella, femur and tibia variations): None for strength 0, else the case's generator
+    (stream [seed, stream]) and share = min(1, u * strength), u ~ U(0, 1)."""
     if not 0.0 <= strength <= maximum:
         raise ValueError(f"{what} strength must be between 0 and {maximum}, got {strength}")
     if strength == 0:
         return None
-    rng = np.random.default_rng([anatomy.params.seed, stream])
+    rng = np.random.default_rng([params.seed, stream])
     return rng, min(1.0, strength * float(rng.uniform(0.0, 1.0)))
 
 
