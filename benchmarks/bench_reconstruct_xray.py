@@ -13,12 +13,16 @@ with a dense lattice at 0.5 mm would need `dense_0.5mm` evaluations (reported, n
 Each pair runs with float32 point products (the peer: the same network at full precision)
 and with bfloat16 (what the product uses on CPUs with native bfloat16), with the largest
 bone-volume change between the two; the dense-256^3 column is the published method's
-strategy (every node of a 256^3 grid) at this run's evaluation rate.
+strategy (every node of a 256^3 grid) at this run's evaluation rate. Two more paths, both
+float32: `query-float32`, the training-time forward, and `whole-cells-float32`, the
+refinement before mixed spans (every new node of a straddling cell evaluated at every
+level; `inference.RefineSettings.span_levels`).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import resource
 import statistics
@@ -50,6 +54,7 @@ def pair_directories(testset: Path, count: int) -> list[Path]:
 
 
 PEER = "query-float32"
+WHOLE_CELLS = "whole-cells-float32"
 
 
 def query_logits(
@@ -72,7 +77,12 @@ def query_logits(
 def run_pairs(directories: list[Path], path: str, checkpoint: str | None = None) -> list[dict]:
     rows = []
     peer = path == PEER
-    dtype_name = "float32" if peer else path
+    dtype_name = "float32" if path in (PEER, WHOLE_CELLS) else path
+    refine = (
+        dataclasses.replace(DEFAULT_REFINE, span_levels=0)
+        if path == WHOLE_CELLS
+        else DEFAULT_REFINE
+    )
     for directory in directories:
         patch = (
             mock.patch.object(XrayStudent, "logits_channels_first", query_logits)
@@ -82,7 +92,7 @@ def run_pairs(directories: list[Path], path: str, checkpoint: str | None = None)
         start = time.perf_counter()
         with patch:
             meshes, summary = reconstruct_from_xray(
-                read_xray_pair(directory), checkpoint, dtype_name=dtype_name
+                read_xray_pair(directory), checkpoint, refine=refine, dtype_name=dtype_name
             )
         seconds = time.perf_counter() - start
         watertight = all(m.is_watertight for m in meshes.values()) and len(meshes) == 4
@@ -141,7 +151,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--checkpoint", default=None, help="a student other than the shipped")
     parser.add_argument(
-        "--no-peer", action="store_true", help=f"skip the {PEER} path (training-time forward)"
+        "--no-peer",
+        action="store_true",
+        help=f"skip the {PEER} (training-time forward) and {WHOLE_CELLS} paths",
     )
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument(
@@ -159,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     directories = pair_directories(args.testset, args.pairs)
     paths = [d.strip() for d in args.dtypes.split(",") if d.strip()]
     if not args.no_peer:
-        paths.insert(1, PEER)
+        paths[1:1] = [PEER, WHOLE_CELLS]
     rows = [row for path in paths for row in run_pairs(directories, path, args.checkpoint)]
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     result = {
