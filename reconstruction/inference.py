@@ -15,9 +15,9 @@ In the last `span_levels` refinements a new node is evaluated only where the old
 span it (the two ends of its edge, the four corners of its face, the eight of its cell) are
 not all one class; elsewhere it takes that class without an evaluation. Inside a straddling
 cell most new nodes sit on edges and faces that the surface does not cross. The two results
-differ only where the surface crosses one old edge twice (a structure or gap thinner than
-the old spacing lying between two old nodes of one class), which at 1 -> 0.5 mm is below
-the finest spacing's own resolution.
+differ only where a new node's class differs from the one class of all its spanning nodes:
+a structure or gap thinner than the old spacing that lies between old nodes without
+reaching any of them, which at 1 -> 0.5 mm is below the finest spacing's own resolution.
 """
 
 from __future__ import annotations
