@@ -229,6 +229,7 @@ def reconstruct_from_xray(
         "point_products_dtype": dtype_name,
         "finest_spacing_mm": refine.fine_mm,
         "coarse_spacing_mm": refine.coarse_mm,
+        "refinements_by_mixed_spans": refine.span_levels,
         "box_mm": [lo.tolist(), hi.tolist()],
         "missing": missing,
         "bones": {

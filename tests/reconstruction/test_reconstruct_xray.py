@@ -145,6 +145,9 @@ def test_cli_writes_four_watertight_meshes_and_a_summary(held_out_case, tmp_path
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["missing"] == [] and summary["network_evaluations"] > 0
     assert summary["fraction_of_dense_256"] < 0.05
+    # 4 -> 2 mm refines whole cells, 2 -> 1 mm mixed spans only
+    assert summary["nodes_per_level"][0] > 0 and len(summary["nodes_per_level"]) == 3
+    assert summary["refinements_by_mixed_spans"] == 1
     for name in ("femur", "tibia", "fibula", "patella"):
         mesh = trimesh.load(tmp_path / "out" / f"{name}.stl")
         assert mesh.is_watertight and mesh.volume > 0
