@@ -16,7 +16,7 @@ bone-volume change between the two; the dense-256^3 column is the published meth
 strategy (every node of a 256^3 grid) at this run's evaluation rate. Two more paths, both
 float32: `query-float32`, the training-time forward, and `whole-cells-float32`, the
 refinement before mixed spans (every new node of a straddling cell evaluated at every
-level; `inference.RefineSettings.span_levels`).
+level; `inference.RefineSettings.span_from_mm`).
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ def run_pairs(directories: list[Path], path: str, checkpoint: str | None = None)
     peer = path == PEER
     dtype_name = "float32" if path in (PEER, WHOLE_CELLS) else path
     refine = (
-        dataclasses.replace(DEFAULT_REFINE, span_levels=0)
+        dataclasses.replace(DEFAULT_REFINE, span_from_mm=None)
         if path == WHOLE_CELLS
         else DEFAULT_REFINE
     )

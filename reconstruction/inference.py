@@ -11,8 +11,8 @@ Risk, stated: a structure thinner than the coarse spacing that falls between coa
 missed. The refined region is therefore dilated by `dilation` cells in the first
 `dilated_levels` refinements (at 4 -> 2 mm; finer levels follow the surface found there).
 
-In the last `span_levels` refinements a new node is evaluated only where the old nodes that
-span it (the two ends of its edge, the four corners of its face, the eight of its cell) are
+In the refinements from a spacing of `span_from_mm` down (`span_levels` of them; none by
+default) a new node is evaluated only where the old nodes that span it (the two ends of its edge, the four corners of its face, the eight of its cell) are
 not all one class; elsewhere it takes that class without an evaluation. Inside a straddling
 cell most new nodes sit on edges and faces that the surface does not cross. The two results
 differ only where a new node's class differs from the one class of all its spanning nodes:
@@ -40,12 +40,20 @@ class RefineSettings:
     levels: int = 3  # halvings: 4 -> 2 -> 1 -> 0.5 mm
     dilation: int = 1  # cells added around the refined region ...
     dilated_levels: int = 1  # ... in this many of the first (coarsest) refinements
-    span_levels: int = 0  # last refinements that evaluate only nodes of mixed spans
+    span_from_mm: float | None = None  # refinements from this spacing down: mixed spans
     chunk: int = 65536
 
     @property
     def fine_mm(self) -> float:
         return self.coarse_mm / 2**self.levels
+
+    @property
+    def span_levels(self) -> int:
+        """How many of the last refinements evaluate only nodes of mixed spans: those whose
+        old spacing is at most `span_from_mm`."""
+        if self.span_from_mm is None:
+            return 0
+        return sum(self.coarse_mm / 2**k <= self.span_from_mm + 1e-9 for k in range(self.levels))
 
 
 @dataclass
@@ -79,15 +87,17 @@ def coarse_to_fine(
     spacing = settings.coarse_mm
     labels = _evaluate(classify, _all_nodes(shape), lo, spacing, settings.chunk).reshape(shape)
     counts = [int(labels.size)]
+    first_span_level = settings.levels - settings.span_levels
     for level in range(settings.levels):
-        if level >= settings.levels - settings.span_levels:
+        fine_shape = (shape - 1) * 2 + 1
+        if level >= first_span_level:
             nodes = _new_nodes_of_mixed_spans(labels)
         else:
             active = _straddling_cells(labels)
             if level < settings.dilated_levels and settings.dilation > 0:
                 active = ndimage.binary_dilation(active, iterations=settings.dilation)
-            nodes = _new_nodes_in_cells(active, (shape - 1) * 2 + 1)
-        labels, shape = _inherit(labels), (shape - 1) * 2 + 1
+            nodes = _new_nodes_in_cells(active, fine_shape)
+        labels, shape = _inherit(labels), fine_shape
         spacing /= 2.0
         if len(nodes):
             labels[tuple(nodes.T)] = _evaluate(classify, nodes, lo, spacing, settings.chunk)

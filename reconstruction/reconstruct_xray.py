@@ -51,11 +51,12 @@ DENSE_REFERENCE_NODES = 256**3
 # No dilation of the first refinement: every knee bone is thicker than the 4 mm lattice's
 # cell diagonal (6.9 mm), so none falls between coarse nodes; on the 6 held-out phantoms
 # (90 deg) dilating changed no bone's Dice or ASSD and cost 3.4 % more evaluations.
-# The last two refinements (2 -> 1 -> 0.5 mm) evaluate only nodes whose spanning old nodes
-# disagree (inference.RefineSettings.span_levels): on the 6 held-out phantoms (90 deg) 54 %
-# fewer network evaluations than refining whole cells, 200-300 of 26 M lattice labels
-# changed and no bone's ASSD by more than 0.003 mm. The 4 -> 2 mm step refines whole cells.
-DEFAULT_REFINE = RefineSettings(dilation=0, span_levels=2)
+# The refinements from 2 mm down (2 -> 1 -> 0.5 mm) evaluate only nodes whose spanning old
+# nodes disagree (inference.RefineSettings.span_from_mm): on the 6 held-out phantoms (90 deg)
+# 54 % fewer network evaluations than refining whole cells, 49-322 of 26 M lattice labels
+# changed and no bone's ASSD by more than 0.003 mm. The 4 -> 2 mm step refines whole cells
+# (a bone's tip between two coarse nodes), whatever the finest spacing.
+DEFAULT_REFINE = RefineSettings(dilation=0, span_from_mm=2.0)
 # points per network call: a block's activations (16 384 x 256 floats, 16 MB) stay near the
 # caches; blocks of 65 536 ran about 25 % slower on a 2-core EPYC
 POINT_BLOCK = 16384
@@ -286,9 +287,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         torch.set_num_threads(max(1, args.threads))
         levels = int(round(np.log2(DEFAULT_REFINE.coarse_mm / args.finest_mm)))
-        # the first (4 -> 2 mm) refinement always refines whole cells
-        spans = min(DEFAULT_REFINE.span_levels, levels - 1)
-        refine = dataclasses.replace(DEFAULT_REFINE, levels=levels, span_levels=spans)
+        refine = dataclasses.replace(DEFAULT_REFINE, levels=levels)
         meshes, summary = reconstruct_from_xray(pair, args.checkpoint, refine=refine)
     except (ImagingError, FileNotFoundError) as error:
         print(f"error: {error}".splitlines()[0], file=sys.stderr)

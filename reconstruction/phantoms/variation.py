@@ -135,7 +135,7 @@ def seeded_share(
     params: KneeParams, strength: float, maximum: float, stream: int, what: str
 ) -> tuple[np.random.Generator, float] | None:
     """Check a variation strength and draw this case's share of it (the soft-tissue,
-    patella, femur and tibia variations): None for strength 0, else the case's generator
+    patella, femur, tibia and condylar offset variations): None for strength 0, else the case's generator
     (stream [seed, stream]) and share = min(1, u * strength), u ~ U(0, 1)."""
     if not 0.0 <= strength <= maximum:
         raise ValueError(f"{what} strength must be between 0 and {maximum}, got {strength}")

@@ -41,7 +41,7 @@ def results():
 
 @pytest.fixture(scope="module")
 def span_result():
-    return coarse_to_fine(CountingSpheres(), LO, HI, RefineSettings(levels=3, span_levels=2))
+    return coarse_to_fine(CountingSpheres(), LO, HI, RefineSettings(levels=3, span_from_mm=2.0))
 
 
 def test_same_labels_as_the_dense_grid_with_few_evaluations(results) -> None:
@@ -106,5 +106,5 @@ def test_a_gap_thinner_than_the_old_spacing_between_two_old_nodes_is_the_stated_
         return np.where(inside, 1, 0).astype(np.uint8)
 
     lo, hi = np.zeros(3), np.full(3, 8.0)
-    settings = RefineSettings(coarse_mm=2.0, levels=1, span_levels=1)
+    settings = RefineSettings(coarse_mm=2.0, levels=1, span_from_mm=2.0)
     assert not coarse_to_fine(slab, lo, hi, settings).labels.array.any()
