@@ -265,16 +265,7 @@ def build_case(seed: int, settings: DataSettings) -> TrainingCase:
         spacing=(settings.ct_spacing_mm,) * 3,
         with_meshes=False,
         dose=settings.phantom_dose,
-        variation=settings.shape_variation,
-        soft_tissue=settings.soft_tissue_variation,
-        patella=settings.patella_variation,
-        femur=settings.femur_variation,
-        tibia=settings.tibia_variation,
-        condyles=settings.condyle_variation,
-        trochlea=settings.trochlea_variation,
-        patella_form=settings.patella_form_variation,
-        patella_ridge=settings.patella_ridge_variation,
-        condylar_offset=settings.condylar_offset_variation,
+        **phantom_variations({name: getattr(settings, name) for name in GENERATE_CASE_KEYWORDS}),
     )
     ct = case.ct
     rng = np.random.default_rng([seed, 2026])
@@ -476,6 +467,26 @@ VARIATION_VERSIONS = {
     "patella_variation": ("patella_version", PATELLA_VERSION),  # 2: + the patellar height
     "femur_variation": ("femur_version", FEMUR_VERSION),  # 2: the notch enlargement dropped
 }
+# each phantom variation's DataSettings field -> its generate_case keyword
+GENERATE_CASE_KEYWORDS = {
+    "shape_variation": "variation",
+    "soft_tissue_variation": "soft_tissue",
+    "patella_variation": "patella",
+    "femur_variation": "femur",
+    "tibia_variation": "tibia",
+    "condyle_variation": "condyles",
+    "trochlea_variation": "trochlea",
+    "patella_form_variation": "patella_form",
+    "patella_ridge_variation": "patella_ridge",
+    "condylar_offset_variation": "condylar_offset",
+}
+
+
+def phantom_variations(strengths: dict[str, float]) -> dict[str, float]:
+    """generate_case keywords for variation strengths named as DataSettings fields."""
+    return {GENERATE_CASE_KEYWORDS[name]: strength for name, strength in strengths.items()}
+
+
 # the phantom variations (DataSettings fields): their strength check and what they add
 VARIATION_OPTIONS = {
     "shape_variation": (

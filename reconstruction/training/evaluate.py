@@ -28,13 +28,18 @@ from reconstruction.io import read_xray_pair, write_xray_pair
 from reconstruction.io._atomic import write_bytes_atomic
 from reconstruction.phantoms.generator import VARIATION_EXTRAS, generate_case
 from reconstruction.pseudoct import REAL_KNEE_ENV, continued_pseudo_ct, real_knee_labels_path
-from reconstruction.training.data import VARIATION_OPTIONS, split_seeds
+from reconstruction.training.data import (
+    VARIATION_OPTIONS,
+    phantom_variations,
+    split_seeds,
+    training_seeds,
+)
 
 ANGLES = (90.0, 75.0, 60.0, 45.0, 30.0)
 DOSES = (1e5, 1e4, 1e3)
 BONES = ("femur", "tibia", "fibula", "patella")
 SLAB_SUFFIX = "_slab"
-REAL_KNEE_COMMANDS = ("real-knee", "real-knee-sections", "teacher-real-knee")
+REAL_KNEE_COMMANDS = ("real-knee", "real-knee-sections", "teacher-real-knee", "femur-depth")
 # the variations a held-out set can be built with (shape warps are a training option only)
 BUILD_TEST_VARIATIONS = (
     "soft_tissue_variation",
@@ -441,6 +446,42 @@ def real_knee_sections(
     return femur_sections_figure(truth["femur"], out, femurs, phantoms, title=title)
 
 
+def femur_depth_family(
+    n: int,
+    strengths: dict[str, float],
+    heights_mm: tuple[float, ...] | None = None,
+    master_seed: int = 2026,
+) -> dict:
+    """The real femur's depth over width (sections.femur_depth_over_width) against the first
+    `n` training phantoms drawn with the variation `strengths` (DataSettings names): per
+    height the real value, the phantoms' median and 90th percentile and the share of them
+    at or beyond the real knee (default heights: sections.DEPTH_HEIGHTS_MM). Shapes only:
+    nothing is rendered or trained."""
+    from reconstruction.meshing import meshes_from_labels
+    from reconstruction.pseudoct import CANONICAL_BONE_LABELS, canonical_labels_from_real_knee
+    from reconstruction.training.sections import DEPTH_HEIGHTS_MM, femur_depth_over_width
+
+    heights_mm = heights_mm or DEPTH_HEIGHTS_MM
+
+    labels = canonical_labels_from_real_knee(read_real_knee_labels())
+    femur = meshes_from_labels(labels, {"femur": CANONICAL_BONE_LABELS["femur"]})["femur"]
+    real = femur_depth_over_width(femur, heights_mm)
+    family = []
+    for seed in training_seeds(master_seed, n):
+        case = generate_case(seed, with_ct=False, mesh_spacing=1.0, **phantom_variations(strengths))
+        family.append(femur_depth_over_width(case.meshes["femur"], heights_mm))
+    rows = {}
+    for height in real:
+        values = np.array([f[height] for f in family])
+        rows[f"{height:g}"] = {
+            "real": real[height],
+            "median": float(np.median(values)),
+            "p90": float(np.percentile(values, 90)),
+            "share_at_or_beyond_real": float(np.mean(values >= real[height])),
+        }
+    return {"n": n, "strengths": strengths, "master_seed": master_seed, "heights": rows}
+
+
 def teacher_table(result: dict) -> str:
     """Markdown: mean voxel Dice (%) teacher / classical per condition and bone, and times."""
     rows = [r for r in result["rows"] if "teacher" in r]
@@ -500,6 +541,18 @@ def real_knee_ct(teacher_path: str | None = None) -> dict:
     return out
 
 
+def _add_variation_options(parser: argparse.ArgumentParser, help_text: str) -> None:
+    """One option per BUILD_TEST_VARIATIONS name (--trochlea-variation S ...), default 0."""
+    for name in BUILD_TEST_VARIATIONS:
+        check, what = VARIATION_OPTIONS[name]
+        parser.add_argument(
+            f"--{name.replace('_', '-')}",
+            type=check,
+            default=0.0,
+            help=help_text.format(what=what),
+        )
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -515,14 +568,7 @@ def main(argv: list[str] | None = None) -> int:
     build.add_argument("--n-train", type=int, default=64, help="training seeds to skip")
     build.add_argument("--master-seed", type=int, default=2026)
     build.add_argument("--out", type=Path, required=True)
-    for name in BUILD_TEST_VARIATIONS:
-        check, what = VARIATION_OPTIONS[name]
-        build.add_argument(
-            f"--{name.replace('_', '-')}",
-            type=check,
-            default=0.0,
-            help=f"held-out phantoms with {what}; 0 = plain",
-        )
+    _add_variation_options(build, "held-out phantoms with {what}; 0 = plain")
     build.add_argument(
         "--pseudo-ct",
         action="store_true",
@@ -574,6 +620,14 @@ def main(argv: list[str] | None = None) -> int:
         help="axial femur sections (with phantoms) or sagittal ones through the patella",
     )
     sections.add_argument("--out", type=Path, required=True)
+    depth = commands.add_parser(
+        "femur-depth",
+        help="the real femur's front depth over width against training phantoms' (shapes only)",
+    )
+    depth.add_argument("--n", type=_positive_int, default=32, help="training phantoms")
+    depth.add_argument("--master-seed", type=int, default=2026)
+    depth.add_argument("--out", type=Path, default=None, help="also write the JSON here")
+    _add_variation_options(depth, "training phantoms with {what}; 0 = plain")
     table = commands.add_parser("table")
     table.add_argument("results", type=Path, nargs="+")
     args = parser.parse_args(argv)
@@ -612,6 +666,18 @@ def main(argv: list[str] | None = None) -> int:
             )
             print(
                 f"{target.name} seed {seed} {time.perf_counter() - start:.1f} s {info}", flush=True
+            )
+        return 0
+    if args.command == "femur-depth":
+        strengths = {name: getattr(args, name) for name in BUILD_TEST_VARIATIONS}
+        result = femur_depth_family(args.n, strengths, master_seed=args.master_seed)
+        if args.out is not None:
+            write_json(args.out, result)
+        print("height mm | real | phantoms' median | 90th percentile | share at or beyond real")
+        for height, row in result["heights"].items():
+            print(
+                f"{height} | {row['real']:.3f} | {row['median']:.3f} | {row['p90']:.3f} | "
+                f"{row['share_at_or_beyond_real']:.3f}"
             )
         return 0
     if args.command == "real-knee-sections":

@@ -26,6 +26,7 @@ from reconstruction.volume import Volume  # noqa: E402
 HEIGHTS_MM = (8.0, 15.0, 30.0)  # above the distal end
 CONDYLE_BAND_MM = 30.0  # where the posterior condylar line and the centre are taken
 PATELLA_OFFSETS_MM = (-10.0, 0.0, 10.0)  # sagittal planes, from the patella's centroid
+DEPTH_HEIGHTS_MM = (10.0, 15.0)  # femur_depth_over_width; the first also gives the width
 
 
 def aligned_femur(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
@@ -41,6 +42,27 @@ def aligned_femur(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
 def section_outlines(mesh: trimesh.Trimesh, height_mm: float) -> list[np.ndarray]:
     """The closed (x, y) outlines of the axial section at `height_mm`."""
     return _plane_outlines(mesh, axis=2, position_mm=height_mm)
+
+
+def femur_depth_over_width(
+    mesh: trimesh.Trimesh,
+    heights_mm: Sequence[float] = DEPTH_HEIGHTS_MM,
+    width_height_mm: float = DEPTH_HEIGHTS_MM[0],
+) -> dict[float, float]:
+    """How far forward the condyles and trochlea reach, free of the knee's size: at each
+    height above the distal end (aligned_femur), the axial section's front-back extent over
+    the section's side-to-side extent at `width_height_mm`. Left and right knees measure
+    alike. A height the mesh does not reach is an error, not a silent gap."""
+    aligned = aligned_femur(mesh)
+
+    def extent(height: float, axis: int) -> float:
+        outlines = section_outlines(aligned, height)
+        if not outlines:
+            raise ValueError(f"the femur has no section {height:g} mm above its distal end")
+        return float(np.ptp(np.concatenate(outlines)[:, axis]))
+
+    width = extent(width_height_mm, 0)
+    return {float(h): extent(h, 1) / width for h in heights_mm}
 
 
 def femur_sections_figure(

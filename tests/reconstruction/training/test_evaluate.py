@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 
+from reconstruction.pseudoct import real_knee_labels_path
 from reconstruction.training.evaluate import SLAB_SUFFIX, markdown_table, summarise
 
 
@@ -73,7 +74,7 @@ def test_real_knee_sections_needs_the_real_knee_pair_first(tmp_path, capsys, mon
     assert not out.exists()
 
 
-@pytest.mark.parametrize("command", ["real-knee", "teacher-real-knee"])
+@pytest.mark.parametrize("command", ["real-knee", "teacher-real-knee", "femur-depth"])
 def test_real_knee_commands_say_where_the_knee_is_missing(
     command: str, monkeypatch, tmp_path, capsys
 ) -> None:
@@ -172,3 +173,34 @@ def test_a_pseudo_ct_test_set_holds_the_same_phantoms_seen_through_the_real_knee
         assert a.image.shape == b.image.shape == (48, 48)
         # the pseudo-CT's body is a margin around the bones, slimmer than the phantom's leg
         assert b.image.mean() < a.image.mean()
+
+
+@pytest.mark.skipif(
+    not real_knee_labels_path().exists(), reason="the shared real knee is not on this machine"
+)
+def test_femur_depth_compares_the_real_knee_with_the_training_phantoms_named(
+    tmp_path, capsys
+) -> None:
+    from reconstruction.phantoms import generate_case
+    from reconstruction.training.data import training_seeds
+    from reconstruction.training.evaluate import main
+    from reconstruction.training.sections import femur_depth_over_width
+
+    out = tmp_path / "depth.json"
+    main(["femur-depth", "--n", "3", "--trochlea-variation", "3", "--out", str(out)])
+    result = json.loads(out.read_text())
+    assert result["strengths"]["trochlea_variation"] == 3.0
+    assert set(result["heights"]) == {"10", "15"}
+    # the phantoms are the first training seeds, drawn with the variation named
+    seeds = training_seeds(2026, 3)
+    values = [
+        femur_depth_over_width(
+            generate_case(s, with_ct=False, mesh_spacing=1.0, trochlea=3.0).meshes["femur"]
+        )[10.0]
+        for s in seeds
+    ]
+    row = result["heights"]["10"]
+    assert row["median"] == pytest.approx(float(np.median(values)))
+    assert row["share_at_or_beyond_real"] == pytest.approx(np.mean(np.array(values) >= row["real"]))
+    assert 0.5 < row["real"] < 1.0  # a femur deeper than wide at 10 mm would be a misreading
+    assert "share at or beyond real" in capsys.readouterr().out

@@ -8,6 +8,7 @@ import trimesh
 
 from reconstruction.training.sections import (
     aligned_femur,
+    femur_depth_over_width,
     femur_sections_figure,
     patellofemoral_figure,
     sagittal_outlines,
@@ -115,3 +116,31 @@ def test_patella_seating_refuses_a_map_without_both_bones() -> None:
     labels, affine = _seating_labels(15)
     with pytest.raises(ValueError, match="femur"):
         patella_seating(Volume(np.where(labels == 4, 0, labels), affine, "LABELS"))
+
+
+def _stepped_femur() -> trimesh.Trimesh:
+    """A 60 (x) x 30 (y) x 40 (z) mm block with a 40 x 12 x 20 mm block in front of it
+    from 12 to 32 mm above its bottom: 30 mm deep at 10 mm up, 42 mm at 15 mm."""
+    body = trimesh.creation.box(extents=(60.0, 30.0, 40.0)).apply_translation((0, 0, 20))
+    front = trimesh.creation.box(extents=(40.0, 12.0, 20.0)).apply_translation((0, -21, 22))
+    return trimesh.boolean.union([body, front], engine="manifold")
+
+
+def test_depth_over_width_is_the_sections_front_back_extent_over_the_width() -> None:
+    femur = _stepped_femur().apply_translation((30.0, -40.0, 250.0))
+    ratios = femur_depth_over_width(femur, (10.0, 15.0, 30.0))
+    assert ratios[10.0] == pytest.approx(30.0 / 60.0, abs=1e-6)
+    assert ratios[15.0] == pytest.approx(42.0 / 60.0, abs=1e-6)  # the front block reaches
+    assert ratios[30.0] == pytest.approx(42.0 / 60.0, abs=1e-6)
+    # the width is taken at its own height (10 mm), where the block is 60 mm wide
+    assert femur_depth_over_width(femur, (15.0,), width_height_mm=15.0)[15.0] == pytest.approx(
+        42.0 / 60.0, abs=1e-6
+    )
+
+
+def test_depth_over_width_is_the_same_for_a_mirrored_knee_and_refuses_a_missing_height() -> None:
+    femur = _stepped_femur()
+    mirrored = femur.copy().apply_transform(np.diag([-1.0, 1.0, 1.0, 1.0]))
+    assert femur_depth_over_width(mirrored) == pytest.approx(femur_depth_over_width(femur))
+    with pytest.raises(ValueError, match="no section 45 mm"):
+        femur_depth_over_width(femur, (10.0, 45.0))
