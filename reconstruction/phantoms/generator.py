@@ -124,6 +124,38 @@ def _as_params(params_or_seed: KneeParams | int) -> KneeParams:
     raise PhantomParameterError("generate_case needs KneeParams or an integer seed")
 
 
+def case_anatomy(
+    params: KneeParams,
+    findings: Findings | None = None,
+    variation: float = 0.0,
+    soft_tissue: float = 0.0,
+    patella: float = 0.0,
+    femur: float = 0.0,
+    tibia: float = 0.0,
+    condyles: float = 0.0,
+    trochlea: float = 0.0,
+    patella_form: float = 0.0,
+    patella_ridge: float = 0.0,
+    condylar_offset: float = 0.0,
+) -> KneeAnatomy:
+    """The anatomy generate_case draws for these parameters, findings and variation
+    strengths (see generate_case): the one place the variations are chained, so that a
+    phantom's CT, label map, meshes and exact point labels all show the same bones."""
+    if patella_ridge > 0 and variation > 0:  # the warp rescales the patella's ellipsoid
+        raise PhantomParameterError("the patella ridge cannot be combined with shape warps")
+    anatomy = build_offset_anatomy(params, condylar_offset)  # first: it builds the femur
+    anatomy = apply_findings(anatomy, findings or Findings())
+    anatomy = vary_femur(anatomy, femur)  # before the patella: it only removes bone
+    anatomy = vary_tibia(anatomy, tibia)  # only removes bone
+    anatomy = vary_condyles(anatomy, condyles)  # before the patella: it slides to the femur
+    anatomy = vary_trochlea(anatomy, trochlea)  # adds bone only in front of the notch
+    anatomy = vary_patella(anatomy, patella)  # before the warp: it needs the ellipsoid
+    anatomy = vary_patella_form(anatomy, patella_form)  # keeps vary_patella's exponent
+    anatomy = vary_patella_ridge(anatomy, patella_ridge)  # last: the patella is cut after it
+    anatomy = vary_anatomy(anatomy, variation)
+    return vary_soft_tissue(anatomy, soft_tissue)  # after the warp: on the final limb
+
+
 def generate_case(
     params_or_seed: KneeParams | int,
     fov: str = "knee",
@@ -161,25 +193,26 @@ def generate_case(
     `condylar_offset` > 0 a seeded posterior condylar offset
     (phantoms.femur.build_offset_anatomy), all for training."""
     params = _as_params(params_or_seed)
-    if patella_ridge > 0 and variation > 0:  # the warp rescales the patella's ellipsoid
-        raise PhantomParameterError("the patella ridge cannot be combined with shape warps")
     spacing_t = tuple(float(s) for s in spacing)
     if len(spacing_t) != 3 or min(spacing_t) < 0.2 or max(spacing_t) > 4.0:
         raise PhantomParameterError(f"spacing must be 3 values in [0.2, 4] mm, got {spacing}")
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    anatomy = build_offset_anatomy(params, condylar_offset)  # first: it builds the femur
     findings = findings or Findings()
-    anatomy = apply_findings(anatomy, findings)
-    anatomy = vary_femur(anatomy, femur)  # before the patella: it only removes bone
-    anatomy = vary_tibia(anatomy, tibia)  # only removes bone
-    anatomy = vary_condyles(anatomy, condyles)  # before the patella: it slides to the femur
-    anatomy = vary_trochlea(anatomy, trochlea)  # adds bone only in front of the notch
-    anatomy = vary_patella(anatomy, patella)  # before the warp: it needs the ellipsoid
-    anatomy = vary_patella_form(anatomy, patella_form)  # keeps vary_patella's exponent
-    anatomy = vary_patella_ridge(anatomy, patella_ridge)  # last: the patella is cut after it
-    anatomy = vary_anatomy(anatomy, variation)
-    anatomy = vary_soft_tissue(anatomy, soft_tissue)  # after the warp: on the final limb
+    anatomy = case_anatomy(
+        params,
+        findings,
+        variation=variation,
+        soft_tissue=soft_tissue,
+        patella=patella,
+        femur=femur,
+        tibia=tibia,
+        condyles=condyles,
+        trochlea=trochlea,
+        patella_form=patella_form,
+        patella_ridge=patella_ridge,
+        condylar_offset=condylar_offset,
+    )
     lo, hi = field_of_view(anatomy, fov)
     timings["anatomy"] = time.perf_counter() - t0
 

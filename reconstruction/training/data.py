@@ -40,7 +40,6 @@ from reconstruction.networks.geometry import (
     REFERENCE_FIELD_MM,
     normalise_view,
 )
-from reconstruction.phantoms.anatomy import build_anatomy
 from reconstruction.phantoms.dataset import case_seeds
 from reconstruction.phantoms.femur import (
     FEMUR_VERSION,
@@ -49,7 +48,7 @@ from reconstruction.phantoms.femur import (
     MAX_FEMUR_VARIATION,
     MAX_TROCHLEA_VARIATION,
 )
-from reconstruction.phantoms.generator import field_of_view, generate_case
+from reconstruction.phantoms.generator import case_anatomy, field_of_view, generate_case
 from reconstruction.phantoms.params import sample_params
 from reconstruction.phantoms.patella import (
     MAX_PATELLA_FORM_VARIATION,
@@ -59,7 +58,7 @@ from reconstruction.phantoms.patella import (
 )
 from reconstruction.phantoms.soft_tissue import MAX_SOFT_TISSUE
 from reconstruction.phantoms.tibia import MAX_TIBIA_VARIATION
-from reconstruction.phantoms.variation import MAX_STRENGTH, vary_anatomy
+from reconstruction.phantoms.variation import MAX_STRENGTH
 from reconstruction.pseudoct import continued_pseudo_ct, sample_pseudo_ct_params
 from reconstruction.volume import Volume
 
@@ -148,6 +147,8 @@ class DataSettings:
         for name, (version_field, version) in VARIATION_VERSIONS.items():
             if fields.get(name):  # a changed variation makes its earlier caches stale
                 fields[version_field] = version
+        if any(fields.get(name) for name in RELABELLED_VARIATIONS):
+            fields["labels_version"] = LABELS_VERSION
         text = json.dumps({"v": CACHE_VERSION, **fields}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
@@ -185,9 +186,13 @@ def training_seeds(master_seed: int, n_train: int) -> list[int]:
     return chosen[:n_train]
 
 
-def exact_labels(seed: int, points: np.ndarray, variation: float = 0.0) -> np.ndarray:
-    """Label of every point from the phantom's exact bone SDFs (field of view box applied)."""
-    anatomy = vary_anatomy(build_anatomy(sample_params(seed)), variation)
+def exact_labels(
+    seed: int, points: np.ndarray, variations: dict[str, float] | None = None
+) -> np.ndarray:
+    """Label of every point from the exact bone SDFs (field of view box applied) of the
+    phantom drawn with `variations` (strengths named as DataSettings fields, as
+    `phantom_variations` takes them): the bones its CT shows."""
+    anatomy = case_anatomy(sample_params(seed), **phantom_variations(variations or {}))
     lo, hi = field_of_view(anatomy, "knee")
     labels = np.zeros(len(points), dtype=np.uint8)
     inside_fov = np.all((points >= lo) & (points <= hi), axis=1)
@@ -265,7 +270,7 @@ def build_case(seed: int, settings: DataSettings) -> TrainingCase:
         spacing=(settings.ct_spacing_mm,) * 3,
         with_meshes=False,
         dose=settings.phantom_dose,
-        **phantom_variations({name: getattr(settings, name) for name in GENERATE_CASE_KEYWORDS}),
+        **phantom_variations(case_variations(settings)),
     )
     ct = case.ct
     rng = np.random.default_rng([seed, 2026])
@@ -303,7 +308,7 @@ def build_case(seed: int, settings: DataSettings) -> TrainingCase:
         separations=np.array([p[1] for p in pairs]),
         doses=np.array([p[2] for p in pairs]),
         points=points,
-        labels=exact_labels(seed, points.astype(float), settings.shape_variation),
+        labels=exact_labels(seed, points.astype(float), case_variations(settings)),
         ct=np.asarray(ct.array, dtype=np.int16),
         ct_affine=np.asarray(ct.affine, dtype=float),
         fov_box=np.asarray(case.metadata["fov_box_mm"], dtype=float),
@@ -487,6 +492,25 @@ def phantom_variations(strengths: dict[str, float]) -> dict[str, float]:
     return {GENERATE_CASE_KEYWORDS[name]: strength for name, strength in strengths.items()}
 
 
+def case_variations(settings: DataSettings) -> dict[str, float]:
+    """The phantom variation strengths of `settings` (DataSettings field names)."""
+    return {name: getattr(settings, name) for name in GENERATE_CASE_KEYWORDS}
+
+
+# Version 1 of the exact point labels drew the bones without these variations, so the labelled
+# cases of a cache made with any of them taught the generator's plain bones while their
+# radiographs showed the varied ones; version 2 labels the bones the CT shows.
+LABELS_VERSION = 2
+RELABELLED_VARIATIONS = (
+    "patella_variation",
+    "femur_variation",
+    "tibia_variation",
+    "condyle_variation",
+    "trochlea_variation",
+    "patella_form_variation",
+    "patella_ridge_variation",
+    "condylar_offset_variation",
+)
 # the phantom variations (DataSettings fields): their strength check and what they add
 VARIATION_OPTIONS = {
     "shape_variation": (
