@@ -487,6 +487,14 @@ GENERATE_CASE_KEYWORDS = {
 }
 
 
+# the bone-shape variations whose labels version 1 left out: all but the warps and soft tissue
+RELABELLED_VARIATIONS = tuple(
+    name
+    for name in GENERATE_CASE_KEYWORDS
+    if name not in ("shape_variation", "soft_tissue_variation")
+)
+
+
 def phantom_variations(strengths: dict[str, float]) -> dict[str, float]:
     """generate_case keywords for variation strengths named as DataSettings fields."""
     return {GENERATE_CASE_KEYWORDS[name]: strength for name, strength in strengths.items()}
@@ -501,16 +509,6 @@ def case_variations(settings: DataSettings) -> dict[str, float]:
 # cases of a cache made with any of them taught the generator's plain bones while their
 # radiographs showed the varied ones; version 2 labels the bones the CT shows.
 LABELS_VERSION = 2
-RELABELLED_VARIATIONS = (
-    "patella_variation",
-    "femur_variation",
-    "tibia_variation",
-    "condyle_variation",
-    "trochlea_variation",
-    "patella_form_variation",
-    "patella_ridge_variation",
-    "condylar_offset_variation",
-)
 # the phantom variations (DataSettings fields): their strength check and what they add
 VARIATION_OPTIONS = {
     "shape_variation": (
