@@ -24,7 +24,7 @@ from reconstruction.phantoms.patella import vary_patella, vary_patella_form, var
 from reconstruction.phantoms.sdf import Array, Box, Grid, Intersect, sample_narrow_band
 from reconstruction.phantoms.soft_tissue import vary_soft_tissue
 from reconstruction.phantoms.tibia import vary_tibia
-from reconstruction.phantoms.variation import vary_anatomy
+from reconstruction.phantoms.variation import vary_anatomy, vary_tilt
 from reconstruction.volume import Volume
 
 FOV_CHOICES = ("knee", "limb")
@@ -112,6 +112,7 @@ VARIATION_EXTRAS = (
     "patella_form",
     "patella_ridge",
     "condylar_offset",
+    "tilt",
 )
 
 
@@ -137,6 +138,7 @@ def case_anatomy(
     patella_form: float = 0.0,
     patella_ridge: float = 0.0,
     condylar_offset: float = 0.0,
+    tilt: float = 0.0,
 ) -> KneeAnatomy:
     """The anatomy generate_case draws for these parameters, findings and variation
     strengths (see generate_case): the one place the variations are chained, so that a
@@ -153,6 +155,7 @@ def case_anatomy(
     anatomy = vary_patella_form(anatomy, patella_form)  # keeps vary_patella's exponent
     anatomy = vary_patella_ridge(anatomy, patella_ridge)  # last: the patella is cut after it
     anatomy = vary_anatomy(anatomy, variation)
+    anatomy = vary_tilt(anatomy, tilt)  # rigid: after every shape change
     return vary_soft_tissue(anatomy, soft_tissue)  # after the warp: on the final limb
 
 
@@ -177,6 +180,7 @@ def generate_case(
     patella_form: float = 0.0,
     patella_ridge: float = 0.0,
     condylar_offset: float = 0.0,
+    tilt: float = 0.0,
 ) -> PhantomCase:
     """One deterministic phantom: same parameters (seed) -> identical arrays.
 
@@ -191,7 +195,8 @@ def generate_case(
     tilt and seating (phantoms.patella.vary_patella_form) and `patella_ridge` > 0 a seeded
     median ridge on the patella's articular face (phantoms.patella.vary_patella_ridge) and
     `condylar_offset` > 0 a seeded posterior condylar offset
-    (phantoms.femur.build_offset_anatomy), all for training."""
+    (phantoms.femur.build_offset_anatomy) and `tilt` > 0 a seeded turn of the whole limb
+    about both horizontal axes (phantoms.variation.vary_tilt), all for training."""
     params = _as_params(params_or_seed)
     spacing_t = tuple(float(s) for s in spacing)
     if len(spacing_t) != 3 or min(spacing_t) < 0.2 or max(spacing_t) > 4.0:
@@ -212,6 +217,7 @@ def generate_case(
         patella_form=patella_form,
         patella_ridge=patella_ridge,
         condylar_offset=condylar_offset,
+        tilt=tilt,
     )
     lo, hi = field_of_view(anatomy, fov)
     timings["anatomy"] = time.perf_counter() - t0

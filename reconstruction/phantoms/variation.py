@@ -43,6 +43,9 @@ TILT_DEG = 8.0  # at strength 1, uniform in +- this about each horizontal axis
 PATELLA_SCALE = 0.12  # at strength 1, each patella radius scaled by 1 +- up to this
 MAX_STRENGTH = 3.0  # keeps the warp's gradient below 1: invertible, and landmarks converge
 VARIATION_STREAM = 13  # rng stream [seed, 13]: independent of the CT's and the findings'
+LIMB_TILT_DEG = 10.0  # tilt-only variation at share 1: uniform in +- this about each axis
+MAX_TILT_VARIATION = 3.0
+TILT_STREAM = 23  # rng stream [seed, 23] of vary_tilt
 
 
 @dataclass(frozen=True)
@@ -196,32 +199,82 @@ def vary_anatomy(anatomy: KneeAnatomy, strength: float) -> KneeAnatomy:
         (0.0, 1.0, 0.0), tilt_y, knee
     )
     bones = {
-        name: _vary_bone(bone, warp, tilt, patella_scale if name == "patella" else None)
+        name: _vary_bone(bone, warp, patella_scale if name == "patella" else None)
         for name, bone in anatomy.bones.items()
     }
-    identity = np.eye(4)
-    body = Transformed(Warped(anatomy.body, warp, identity), tilt)
     landmarks = {
-        name: apply(tilt, warp.push_forward(np.asarray(point, dtype=float)[None, :]))[0]
+        name: warp.push_forward(np.asarray(point, dtype=float)[None, :])[0]
         for name, point in anatomy.landmarks.items()
     }
-    transforms = {
-        name: (tilt @ matrix if name.startswith("patient_from") else matrix)
-        for name, matrix in anatomy.transforms.items()
-    }
-    extras = dict(anatomy.extras)
-    extras["variation"] = {
+    warped = dataclasses.replace(
+        anatomy, bones=bones, body=Warped(anatomy.body, warp, np.eye(4)), landmarks=landmarks
+    )
+    drawn = {
         "strength": case_strength,
         "tilt_deg": [float(tilt_x), float(tilt_y)],
         "max_displacement_mm": warp.max_displacement,
         "patella_scale": patella_scale.tolist(),
     }
+    return turned(warped, tilt, "variation", drawn)
+
+
+def turned(anatomy: KneeAnatomy, pose: Array, extras_key: str, drawn: dict) -> KneeAnatomy:
+    """The whole limb moved rigidly by `pose` (4 x 4, patient mm): bones, body, landmarks and
+    the patient frames together, so labels, meshes and CT stay exact; what the variation
+    drew is recorded in `extras` under `extras_key`."""
+    bones = {
+        name: dataclasses.replace(bone, patient_from_local=pose @ bone.patient_from_local)
+        for name, bone in anatomy.bones.items()
+    }
+    landmarks = {
+        name: apply(pose, np.asarray(point, dtype=float)[None, :])[0]
+        for name, point in anatomy.landmarks.items()
+    }
+    transforms = {
+        name: (pose @ matrix if name.startswith("patient_from") else matrix)
+        for name, matrix in anatomy.transforms.items()
+    }
     return dataclasses.replace(
-        anatomy, bones=bones, body=body, landmarks=landmarks, transforms=transforms, extras=extras
+        anatomy,
+        bones=bones,
+        body=Transformed(anatomy.body, pose),
+        landmarks=landmarks,
+        transforms=transforms,
+        extras={**anatomy.extras, extras_key: drawn},
     )
 
 
-def _vary_bone(bone: Bone, warp: SmoothWarp, tilt: Array, scale: Array | None) -> Bone:
+def draw_limb_tilt(params: KneeParams, strength: float) -> dict | None:
+    """This case's tilt-only draw: None for strength 0, else share = min(1, u * strength),
+    u ~ U(0, 1), and a turn of share * U(-1, 1) * LIMB_TILT_DEG about each horizontal axis.
+
+    Radiographs and scanners do not hold the limb with its femoral axis exactly along z: the
+    real knee's shafts lean about 6 deg from its scanner's axis in both planes, and a student
+    trained on upright phantoms moved its real-knee femur error by up to 0.6 mm when that
+    knee was turned 6 deg (model card, 2026-12-07). The shape warp's tilt comes only with the
+    warps, which cost the femur; this one turns the plain limb."""
+    seeded = seeded_share(params, strength, MAX_TILT_VARIATION, TILT_STREAM, "tilt variation")
+    if seeded is None:
+        return None
+    rng, share = seeded
+    about_x, about_y = LIMB_TILT_DEG * share * rng.uniform(-1.0, 1.0, 2)
+    return {"share": share, "about_x_deg": float(about_x), "about_y_deg": float(about_y)}
+
+
+def vary_tilt(anatomy: KneeAnatomy, strength: float) -> KneeAnatomy:
+    """The limb turned about the two horizontal axes through the femoral knee centre
+    (draw_limb_tilt), first about y, then about x; strength 0 returns it unchanged."""
+    drawn = draw_limb_tilt(anatomy.params, strength)
+    if drawn is None:
+        return anatomy
+    knee = np.asarray(anatomy.landmarks["femoral_knee_centre"], dtype=float)
+    pose = rotation_about_point((1.0, 0.0, 0.0), drawn["about_x_deg"], knee) @ (
+        rotation_about_point((0.0, 1.0, 0.0), drawn["about_y_deg"], knee)
+    )
+    return turned(anatomy, pose, "tilt", drawn)
+
+
+def _vary_bone(bone: Bone, warp: SmoothWarp, scale: Array | None) -> Bone:
     local_shape = bone.local_shape
     lo, hi = (np.asarray(b, dtype=float) for b in bone.local_bounds)
     if scale is not None:
@@ -234,7 +287,7 @@ def _vary_bone(bone: Bone, warp: SmoothWarp, tilt: Array, scale: Array | None) -
         name=bone.name,
         label=bone.label,
         local_shape=Warped(local_shape, warp, frame),
-        patient_from_local=tilt @ frame,
+        patient_from_local=frame,
         cortex=bone.cortex,
         canal=canal,
         local_bounds=(lo - margin, hi + margin),

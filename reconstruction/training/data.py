@@ -58,7 +58,7 @@ from reconstruction.phantoms.patella import (
 )
 from reconstruction.phantoms.soft_tissue import MAX_SOFT_TISSUE
 from reconstruction.phantoms.tibia import MAX_TIBIA_VARIATION
-from reconstruction.phantoms.variation import MAX_STRENGTH
+from reconstruction.phantoms.variation import MAX_STRENGTH, MAX_TILT_VARIATION
 from reconstruction.pseudoct import continued_pseudo_ct, sample_pseudo_ct_params
 from reconstruction.volume import Volume
 
@@ -115,6 +115,9 @@ class DataSettings:
     # phantoms.femur.build_offset_anatomy strength: the shaft further in front of the
     # posterior condyles (0: the generator's offset)
     condylar_offset_variation: float = 0.0
+    # phantoms.variation.vary_tilt strength: the limb turned about both horizontal axes
+    # (0: upright)
+    tilt_variation: float = 0.0
     # share of each case's pairs rendered from the pseudo-CT of its label map (uniform
     # cortex, no canal, a body around the structures; tissue values drawn per case) instead
     # of its own CT: the renderer the real knee is seen through (0: none)
@@ -465,6 +468,7 @@ tibia_argument = strength_argument(MAX_TIBIA_VARIATION)
 condyle_argument = strength_argument(MAX_CONDYLE_VARIATION)
 trochlea_argument = strength_argument(MAX_TROCHLEA_VARIATION)
 condylar_offset_argument = strength_argument(MAX_CONDYLAR_OFFSET_VARIATION)
+tilt_argument = strength_argument(MAX_TILT_VARIATION)
 patella_form_argument = strength_argument(MAX_PATELLA_FORM_VARIATION)
 patella_ridge_argument = strength_argument(MAX_PATELLA_RIDGE_VARIATION)
 # variations whose definition changed after caches were made: the version named in the key
@@ -484,6 +488,7 @@ GENERATE_CASE_KEYWORDS = {
     "patella_form_variation": "patella_form",
     "patella_ridge_variation": "patella_ridge",
     "condylar_offset_variation": "condylar_offset",
+    "tilt_variation": "tilt",
 }
 
 
@@ -551,6 +556,10 @@ VARIATION_OPTIONS = {
         condylar_offset_argument,
         "the femoral shaft further in front of the posterior condyles "
         "(phantoms.femur.build_offset_anatomy)",
+    ),
+    "tilt_variation": (
+        tilt_argument,
+        "the limb turned about both horizontal axes (phantoms.variation.vary_tilt)",
     ),
     "pseudo_ct_fraction": (
         fraction_argument,

@@ -51,6 +51,7 @@ BUILD_TEST_VARIATIONS = (
     "patella_form_variation",
     "patella_ridge_variation",
     "condylar_offset_variation",
+    "tilt_variation",
 )
 
 
@@ -86,6 +87,7 @@ def build_test_case(
     patella_form: float = 0.0,
     patella_ridge: float = 0.0,
     condylar_offset: float = 0.0,
+    tilt: float = 0.0,
     pseudo_ct: bool = False,
 ) -> dict:
     """Ground-truth meshes + one X-ray pair directory per (separation, dose) condition.
@@ -99,7 +101,8 @@ def build_test_case(
     proportions and seating (phantoms.patella.vary_patella_form) and `patella_ridge` > 0 a
     median ridge on its articular face (phantoms.patella.vary_patella_ridge) and
     `condylar_offset` > 0 the femoral shaft further in front of the posterior condyles
-    (phantoms.femur.build_offset_anatomy).
+    (phantoms.femur.build_offset_anatomy) and `tilt` > 0 the limb turned about both
+    horizontal axes (phantoms.variation.vary_tilt).
 
     With `pseudo_ct` the radiographs are rendered as the real knee's are: from the
     pseudo-CT of the phantom's label map (default tissue model, continued along the limb),
@@ -118,6 +121,7 @@ def build_test_case(
         patella_form=patella_form,
         patella_ridge=patella_ridge,
         condylar_offset=condylar_offset,
+        tilt=tilt,
     )
     out.mkdir(parents=True, exist_ok=True)
     leaky = [n for n, m in case.meshes.items() if not m.is_watertight]
@@ -662,6 +666,7 @@ def main(argv: list[str] | None = None) -> int:
                 patella_form=args.patella_form_variation,
                 patella_ridge=args.patella_ridge_variation,
                 condylar_offset=args.condylar_offset_variation,
+                tilt=args.tilt_variation,
                 pseudo_ct=args.pseudo_ct,
             )
             print(

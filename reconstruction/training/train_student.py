@@ -86,6 +86,7 @@ class StudentRun:
     patella_form_variation: float = 0.0  # see DataSettings
     patella_ridge_variation: float = 0.0  # see DataSettings
     condylar_offset_variation: float = 0.0  # see DataSettings
+    tilt_variation: float = 0.0  # see DataSettings
     pseudo_ct_fraction: float = 0.0  # see DataSettings
     init: str | None = None  # fine-tune: start from this student's weights
     cache: str = str(DEFAULT_CACHE)

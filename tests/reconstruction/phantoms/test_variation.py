@@ -13,10 +13,12 @@ from reconstruction.phantoms.soft_tissue import vary_soft_tissue
 from reconstruction.phantoms.tibia import vary_tibia
 from reconstruction.phantoms.variation import (
     GRADIENT_BUDGET,
+    LIMB_TILT_DEG,
     TILT_DEG,
     Warped,
     random_warp,
     vary_anatomy,
+    vary_tilt,
 )
 
 SEED = 5
@@ -122,6 +124,7 @@ def test_variation_is_seeded_and_changes_the_knee() -> None:
         vary_trochlea,
         vary_patella_form,
         vary_patella_ridge,
+        vary_tilt,
     ],
     ids=[
         "soft_tissue",
@@ -132,6 +135,7 @@ def test_variation_is_seeded_and_changes_the_knee() -> None:
         "trochlea",
         "patella_form",
         "patella_ridge",
+        "tilt",
     ],
 )
 def test_a_seeded_share_variation_at_zero_is_the_plain_anatomy_and_refuses_bad_strengths(
@@ -184,3 +188,55 @@ def test_a_removing_variation_shrinks_only_its_bone_label(
         np.testing.assert_array_equal(before == other, after == other)
     assert not np.any((after == label) & (before != label))  # no new voxel of the bone
     assert (before == label).sum() - (after == label).sum() > 50  # 50 voxels of 8 mm^3 gone
+
+
+def test_the_tilt_turns_the_whole_limb_rigidly_about_the_knee(plain) -> None:
+    from reconstruction.phantoms.sdf import apply
+
+    turned = vary_tilt(plain, 3.0)
+    drawn = turned.extras["tilt"]
+    assert turned.extras["tilt"] == vary_tilt(plain, 3.0).extras["tilt"]  # seeded
+    angles = np.array([drawn["about_x_deg"], drawn["about_y_deg"]])
+    assert 0 < drawn["share"] <= 1 and np.all(np.abs(angles) <= LIMB_TILT_DEG * drawn["share"])
+    assert np.abs(angles).max() > 1.0  # this seed's draw turns the limb visibly
+    pose = turned.transforms["patient_from_limb"] @ np.linalg.inv(
+        plain.transforms["patient_from_limb"]
+    )
+    np.testing.assert_allclose(pose[:3, :3] @ pose[:3, :3].T, np.eye(3), atol=1e-12)
+    knee = plain.landmarks["femoral_knee_centre"]
+    np.testing.assert_allclose(turned.landmarks["femoral_knee_centre"], knee, atol=1e-9)
+    # the mechanical axis leans by the drawn turn: its angle to z grows from the plain one's
+    axis = turned.landmarks["hip_centre"] - turned.landmarks["femoral_knee_centre"]
+    plain_axis = plain.landmarks["hip_centre"] - knee
+    turn = np.degrees(np.arccos(axis @ plain_axis / np.linalg.norm(axis) ** 2))
+    assert turn == pytest.approx(np.degrees(np.arccos(np.cos(np.radians(angles)).prod())), abs=0.01)
+    # every bone and the skin are the plain ones moved: same distances at the moved points
+    points = np.random.default_rng(4).uniform(-80, 80, (3000, 3)) + knee
+    for name, bone in plain.bones.items():
+        np.testing.assert_allclose(turned.bones[name].sdf(apply(pose, points)), bone.sdf(points))
+    np.testing.assert_allclose(turned.body(apply(pose, points)), plain.body(points), atol=1e-9)
+    for name in ("hip_centre", "ankle_centre", "patella_centre"):
+        np.testing.assert_allclose(
+            turned.landmarks[name], apply(pose, plain.landmarks[name][None])[0], atol=1e-9
+        )
+
+
+def test_a_tilted_phantom_records_its_draw_and_its_labels_turn(plain) -> None:
+    from reconstruction.phantoms.sdf import apply
+
+    tilted = generate_case(SEED, spacing=(2.0, 2.0, 2.0), with_meshes=False, tilt=3.0)
+    base = generate_case(SEED, spacing=(2.0, 2.0, 2.0), with_meshes=False)
+    turned = vary_tilt(plain, 3.0)
+    assert tilted.metadata["tilt"] == turned.extras["tilt"]
+    assert "tilt" not in base.metadata
+    assert set(np.unique(tilted.labels.array)) == {0, 1, 2, 3, 4}
+    # the femur's voxels are the plain femur turned: inside it once turned back, not before
+    pose = turned.transforms["patient_from_limb"] @ np.linalg.inv(
+        plain.transforms["patient_from_limb"]
+    )
+    ijk = np.argwhere(np.asarray(tilted.labels.array) == BONE_LABELS["femur"])
+    voxels = tilted.labels.index_to_patient(ijk.astype(float))
+    femur = plain.bones["femur"]
+    turned_back = femur.sdf(apply(np.linalg.inv(pose), voxels))
+    assert np.mean(turned_back < 1.0) > 0.99
+    assert np.mean(femur.sdf(voxels) < 1.0) < np.mean(turned_back < 1.0) - 0.02

@@ -224,8 +224,9 @@ def test_each_variation_names_its_own_cache() -> None:
         DataSettings(trochlea_variation=2.0, patella_form_variation=2.0).key(),
         DataSettings(patella_ridge_variation=2.0).key(),
         DataSettings(condylar_offset_variation=2.0).key(),
+        DataSettings(tilt_variation=2.0).key(),
     }
-    assert len(keys) == 16
+    assert len(keys) == 17
     unvaried = DataSettings(patella_variation=0.0, femur_variation=0.0, tibia_variation=0.0)
     assert unvaried.key() == DataSettings().key()
 
@@ -298,6 +299,7 @@ BONE_SHAPE_VARIATIONS = {
     "patella_variation": 1.5,
     "patella_form_variation": 1.5,
     "condylar_offset_variation": 1.0,
+    "tilt_variation": 2.0,
 }
 
 
