@@ -55,6 +55,11 @@ BUILD_TEST_VARIATIONS = (
 )
 
 
+def held_out_variations(args: argparse.Namespace) -> dict[str, float]:
+    """The BUILD_TEST_VARIATIONS strengths a command's arguments ask for."""
+    return {name: getattr(args, name) for name in BUILD_TEST_VARIATIONS}
+
+
 def write_json(path: Path, data: dict) -> Path:
     """Indented JSON, written to a temporary name and renamed (never half-written)."""
     return write_bytes_atomic(path, json.dumps(data, indent=1).encode())
@@ -78,31 +83,16 @@ def build_test_case(
     seed: int,
     out: Path,
     size_px: int = 512,
-    soft_tissue: float = 0.0,
-    patella: float = 0.0,
-    femur: float = 0.0,
-    tibia: float = 0.0,
-    condyles: float = 0.0,
-    trochlea: float = 0.0,
-    patella_form: float = 0.0,
-    patella_ridge: float = 0.0,
-    condylar_offset: float = 0.0,
-    tilt: float = 0.0,
+    variations: dict[str, float] | None = None,
     pseudo_ct: bool = False,
 ) -> dict:
     """Ground-truth meshes + one X-ray pair directory per (separation, dose) condition.
 
-    `soft_tissue` > 0 gives the phantom seeded muscle bulges, fat regions and a slimmer leg
-    (phantoms.soft_tissue): the same bones on other-looking radiographs. `patella` > 0 gives
-    it a squarer patella with a thicker cortex at another height (phantoms.patella),
-    `femur` > 0 a popliteal hollow (phantoms.femur), `tibia` > 0 a posterior recess
-    below the plateau (phantoms.tibia), `condyles` > 0 squarer distal condyles and
-    `trochlea` > 0 a lower trochlea (phantoms.femur) and `patella_form` > 0 other patellar
-    proportions and seating (phantoms.patella.vary_patella_form) and `patella_ridge` > 0 a
-    median ridge on its articular face (phantoms.patella.vary_patella_ridge) and
-    `condylar_offset` > 0 the femoral shaft further in front of the posterior condyles
-    (phantoms.femur.build_offset_anatomy) and `tilt` > 0 the limb turned about both
-    horizontal axes (phantoms.variation.vary_tilt).
+    `variations` (DataSettings names, BUILD_TEST_VARIATIONS; default none) give the held-out
+    phantom the training variations' bones, tissue or pose at those strengths: e.g.
+    soft_tissue_variation the same bones on other-looking radiographs, patella_variation a
+    squarer patella (phantoms.patella), tilt_variation a turned limb
+    (phantoms.variation.vary_tilt).
 
     With `pseudo_ct` the radiographs are rendered as the real knee's are: from the
     pseudo-CT of the phantom's label map (default tissue model, continued along the limb),
@@ -112,16 +102,7 @@ def build_test_case(
         fov="knee",
         spacing=(1.0, 1.0, 1.0),
         mesh_spacing=1.0,
-        soft_tissue=soft_tissue,
-        patella=patella,
-        femur=femur,
-        tibia=tibia,
-        condyles=condyles,
-        trochlea=trochlea,
-        patella_form=patella_form,
-        patella_ridge=patella_ridge,
-        condylar_offset=condylar_offset,
-        tilt=tilt,
+        **phantom_variations(variations or {}),
     )
     out.mkdir(parents=True, exist_ok=True)
     leaky = [n for n, m in case.meshes.items() if not m.is_watertight]
@@ -344,17 +325,10 @@ def real_knee(
     separation is also acquired again with the knee placed differently
     (real_knee_drr_settings), and "sepN_spread" gives the metrics' spread over them."""
     from evaluation.surface import Slab
-    from reconstruction.meshing import meshes_from_labels
-    from reconstruction.pseudoct import (
-        CANONICAL_BONE_LABELS,
-        canonical_labels_from_real_knee,
-        extend_label_field,
-        pseudo_ct_from_labels,
-    )
+    from reconstruction.pseudoct import extend_label_field, pseudo_ct_from_labels
 
     source = read_real_knee_labels()
-    labels = canonical_labels_from_real_knee(source)
-    truth = meshes_from_labels(labels, CANONICAL_BONE_LABELS)
+    truth = real_knee_truth(source=source)
     roi = None
     if extend:
         source, (z_lo, z_hi) = extend_label_field(source)
@@ -379,6 +353,18 @@ def real_knee(
         if repeats > 1:
             results[f"sep{separation:g}_spread"] = metric_spread(rows)
     return results
+
+
+def real_knee_truth(bones: tuple[str, ...] = BONES, source=None) -> dict:
+    """The real knee's truth meshes of `bones` (its label map, read unless `source` is
+    given, in the canonical labels, meshed as every real-knee metric's truth)."""
+    from reconstruction.meshing import meshes_from_labels
+    from reconstruction.pseudoct import CANONICAL_BONE_LABELS, canonical_labels_from_real_knee
+
+    labels = canonical_labels_from_real_knee(
+        source if source is not None else read_real_knee_labels()
+    )
+    return meshes_from_labels(labels, {bone: CANONICAL_BONE_LABELS[bone] for bone in bones})
 
 
 def real_knee_drr_settings(
@@ -428,14 +414,10 @@ def real_knee_sections(
     """The real femur's axial sections against each checkpoint's reconstruction of the
     `pair_dir` radiographs and the first `n_phantoms` femurs of `testset`; with `view`
     "sagittal", sections through the patella and the femur behind it instead."""
-    from reconstruction.meshing import meshes_from_labels
-    from reconstruction.pseudoct import CANONICAL_BONE_LABELS, canonical_labels_from_real_knee
     from reconstruction.reconstruct_xray import reconstruct_from_xray
     from reconstruction.training.sections import femur_sections_figure, patellofemoral_figure
 
-    labels = canonical_labels_from_real_knee(read_real_knee_labels())
-    bones = ("femur",) if view == "axial" else ("femur", "patella")
-    truth = meshes_from_labels(labels, {b: CANONICAL_BONE_LABELS[b] for b in bones})
+    truth = real_knee_truth(("femur",) if view == "axial" else ("femur", "patella"))
     pair = read_xray_pair(pair_dir)
     reconstructions = [(Path(c).stem, reconstruct_from_xray(pair, c)[0]) for c in checkpoints]
     if view == "sagittal":
@@ -461,14 +443,10 @@ def femur_depth_family(
     height the real value, the phantoms' median and 90th percentile and the share of them
     at or beyond the real knee (default heights: sections.DEPTH_HEIGHTS_MM). Shapes only:
     nothing is rendered or trained."""
-    from reconstruction.meshing import meshes_from_labels
-    from reconstruction.pseudoct import CANONICAL_BONE_LABELS, canonical_labels_from_real_knee
     from reconstruction.training.sections import DEPTH_HEIGHTS_MM, femur_depth_over_width
 
     heights_mm = heights_mm or DEPTH_HEIGHTS_MM
-
-    labels = canonical_labels_from_real_knee(read_real_knee_labels())
-    femur = meshes_from_labels(labels, {"femur": CANONICAL_BONE_LABELS["femur"]})["femur"]
+    femur = real_knee_truth(("femur",))["femur"]
     real = femur_depth_over_width(femur, heights_mm)
     family = []
     for seed in training_seeds(master_seed, n):
@@ -657,16 +635,7 @@ def main(argv: list[str] | None = None) -> int:
             info = build_test_case(
                 seed,
                 target,
-                soft_tissue=args.soft_tissue_variation,
-                patella=args.patella_variation,
-                femur=args.femur_variation,
-                tibia=args.tibia_variation,
-                condyles=args.condyle_variation,
-                trochlea=args.trochlea_variation,
-                patella_form=args.patella_form_variation,
-                patella_ridge=args.patella_ridge_variation,
-                condylar_offset=args.condylar_offset_variation,
-                tilt=args.tilt_variation,
+                variations=held_out_variations(args),
                 pseudo_ct=args.pseudo_ct,
             )
             print(
@@ -674,7 +643,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         return 0
     if args.command == "femur-depth":
-        strengths = {name: getattr(args, name) for name in BUILD_TEST_VARIATIONS}
+        strengths = held_out_variations(args)
         result = femur_depth_family(args.n, strengths, master_seed=args.master_seed)
         if args.out is not None:
             write_json(args.out, result)

@@ -47,6 +47,7 @@ def test_tables_average_per_condition_and_keep_the_slab_apart() -> None:
         "--patella-form-variation",
         "--patella-ridge-variation",
         "--condylar-offset-variation",
+        "--tilt-variation",
     ],
 )
 def test_build_test_refuses_an_out_of_range_strength(option: str, tmp_path, capsys) -> None:
@@ -57,6 +58,29 @@ def test_build_test_refuses_an_out_of_range_strength(option: str, tmp_path, caps
     assert raised.value.code == 2
     assert "must be between 0 and 3" in capsys.readouterr().err
     assert not (tmp_path / "set").exists()  # nothing written
+
+
+def test_build_test_draws_its_phantoms_with_the_variations_asked_for(tmp_path, monkeypatch):
+    from reconstruction.training import evaluate
+
+    asked: list[dict] = []
+
+    def drawn(seed, **keywords):
+        asked.append(keywords)
+        raise RuntimeError("only the keywords are under test")
+
+    monkeypatch.setattr(evaluate, "generate_case", drawn)
+    with pytest.raises(RuntimeError, match="keywords"):
+        evaluate.main(["build-test", "--n", "1", "--out", str(tmp_path / "set")])
+    with pytest.raises(RuntimeError, match="keywords"):
+        evaluate.main(
+            ["build-test", "--n", "1", "--out", str(tmp_path / "set"), "--tilt-variation", "2"]
+            + ["--patella-variation", "1.5"]
+        )
+    plain, varied = asked
+    keywords = evaluate.phantom_variations(dict.fromkeys(evaluate.BUILD_TEST_VARIATIONS, 0.0))
+    assert set(keywords) <= set(plain) and not any(plain[k] for k in keywords)
+    assert {k: varied[k] for k in keywords if varied[k]} == {"tilt": 2.0, "patella": 1.5}
 
 
 def test_real_knee_sections_needs_the_real_knee_pair_first(tmp_path, capsys, monkeypatch) -> None:
