@@ -89,11 +89,16 @@ def _map(plain, varied, points: np.ndarray) -> np.ndarray:
     """Plain patient mm -> varied patient mm via the recorded tilt and the landmark map."""
     from reconstruction.phantoms.sdf import apply
 
-    tilt = varied.transforms["patient_from_limb"] @ np.linalg.inv(
-        plain.transforms["patient_from_limb"]
-    )
+    tilt = _limb_pose(plain, varied)
     warp = varied.bones["femur"].local_shape.warp
     return apply(tilt, warp.push_forward(points))
+
+
+def _limb_pose(plain, moved) -> np.ndarray:
+    """The rigid turn a variation gave the limb: its limb frame against the plain one's."""
+    return moved.transforms["patient_from_limb"] @ np.linalg.inv(
+        plain.transforms["patient_from_limb"]
+    )
 
 
 def test_variation_is_seeded_and_changes_the_knee() -> None:
@@ -199,9 +204,7 @@ def test_the_tilt_turns_the_whole_limb_rigidly_about_the_knee(plain) -> None:
     angles = np.array([drawn["about_x_deg"], drawn["about_y_deg"]])
     assert 0 < drawn["share"] <= 1 and np.all(np.abs(angles) <= LIMB_TILT_DEG * drawn["share"])
     assert np.abs(angles).max() > 1.0  # this seed's draw turns the limb visibly
-    pose = turned.transforms["patient_from_limb"] @ np.linalg.inv(
-        plain.transforms["patient_from_limb"]
-    )
+    pose = _limb_pose(plain, turned)
     np.testing.assert_allclose(pose[:3, :3] @ pose[:3, :3].T, np.eye(3), atol=1e-12)
     knee = plain.landmarks["femoral_knee_centre"]
     np.testing.assert_allclose(turned.landmarks["femoral_knee_centre"], knee, atol=1e-9)
@@ -231,9 +234,7 @@ def test_a_tilted_phantom_records_its_draw_and_its_labels_turn(plain) -> None:
     assert "tilt" not in base.metadata
     assert set(np.unique(tilted.labels.array)) == {0, 1, 2, 3, 4}
     # the femur's voxels are the plain femur turned: inside it once turned back, not before
-    pose = turned.transforms["patient_from_limb"] @ np.linalg.inv(
-        plain.transforms["patient_from_limb"]
-    )
+    pose = _limb_pose(plain, turned)
     ijk = np.argwhere(np.asarray(tilted.labels.array) == BONE_LABELS["femur"])
     voxels = tilted.labels.index_to_patient(ijk.astype(float))
     femur = plain.bones["femur"]
