@@ -269,6 +269,7 @@ def test_a_variation_cache_names_its_version(variation: str) -> None:
         "patella-form-variation",
         "patella-ridge-variation",
         "condylar-offset-variation",
+        "tilt-variation",
     ],
 )
 def test_variation_options_are_checked_by_the_data_and_training_commands(
